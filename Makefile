@@ -1,0 +1,49 @@
+# Every target installs what it needs first, from the lock file, into .venv.
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+GRACEFUL_TIMEOUT ?= 20
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export LITESTAR_APP := app.main:create_app
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install run migrate test lint types contracts pytest openapi worker-help clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV)
+	$(UV) sync --locked --python $(PYTHON) --quiet
+
+migrate: install
+	$(BIN)/litestar database upgrade --no-prompt
+
+run: migrate
+	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) \
+		--timeout-graceful-shutdown $(GRACEFUL_TIMEOUT) --no-access-log
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install
+	$(BIN)/mypy
+
+contracts: install
+	$(BIN)/lint-imports
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint types contracts pytest
+
+openapi: install
+	$(BIN)/python -m app.openapi_export openapi.json
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+"""Taskmarket: the backend of a task-marketplace community."""
+
+__version__ = "0.1.0"

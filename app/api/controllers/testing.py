@@ -1,0 +1,29 @@
+"""Routes that exist only for the end-to-end tests (``ENABLE_TEST_ROUTES``; refused in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from app.api.security import PUBLIC, PUBLIC_OPT
+
+# Holds a database connection for the given seconds (supplied by the composition root).
+SlowDatabaseWork = Callable[[float], Awaitable[None]]
+
+
+class TestRoutesController(Controller):
+    path = "/api/_test"
+    include_in_schema = False
+    security = PUBLIC
+    opt = PUBLIC_OPT
+
+    @get("/slow", operation_id="testSlowRequest")
+    async def slow(
+        self, slow_database_work: SlowDatabaseWork, seconds: Annotated[float, Parameter(ge=0, le=30)] = 1.0
+    ) -> dict[str, float]:
+        """An in-flight request that uses the database across a wait, for shutdown tests."""
+        await slow_database_work(seconds)
+        return {"slept": seconds}

@@ -1,0 +1,205 @@
+"""Settings, read once from the environment and validated (12-factor).
+
+Every setting is an environment variable of the same name in upper case. The
+README's settings table is checked against ``SETTINGS_DOC`` by a test, so the
+two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+DEFAULT_JWT_SECRET = "development-only-secret-change-me-0123456789"  # noqa: S105 - the documented default
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/taskmarket.sqlite3"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unsafe; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    environment: Environment = Environment.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    allow_sqlite_in_production: bool = False
+    database_pool_size: int = 10
+    database_max_overflow: int = 10
+    database_pool_timeout_seconds: float = 2.0
+    database_connect_timeout_seconds: float = 2.0
+    database_echo: bool = False
+    redis_url: str | None = None
+    redis_timeout_seconds: float = 1.0
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_issuer: str = "taskmarket"
+    jwt_audience: str = "taskmarket-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_days: int = 30
+    argon2_time_cost: int = 3
+    argon2_memory_cost_kib: int = 65536
+    argon2_parallelism: int = 4
+    login_rate_limit_window_seconds: int = 300
+    login_rate_limit_per_account: int = 10
+    login_rate_limit_per_address: int = 50
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    log_requests: bool = True
+    health_check_timeout_seconds: float = 1.0
+    shutdown_step_timeout_seconds: float = 5.0
+    loop_bridge_timeout_seconds: float = 10.0
+    enable_test_routes: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+
+# (variable, meaning) for every setting; the README table is generated from this.
+SETTINGS_DOC: dict[str, str] = {
+    "environment": "`development`, `test` or `production`. Production refuses the default JWT secret, "
+    "SQLite (unless allowed) and test routes, and logs JSON.",
+    "database_url": "SQLAlchemy URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user:pass@host/db`.",
+    "allow_sqlite_in_production": "Let production run on SQLite (single-process deployments only).",
+    "database_pool_size": "Connections kept in the pool per process (PostgreSQL).",
+    "database_max_overflow": "Extra connections allowed above the pool size (PostgreSQL).",
+    "database_pool_timeout_seconds": "How long a request waits for a pooled connection before failing with 503.",
+    "database_connect_timeout_seconds": "Connect timeout; while the database is down requests fail within it.",
+    "database_echo": "Log every SQL statement (development aid).",
+    "redis_url": "Redis URL (`redis://host:6379/0`). Unset: rate limits and jobs run in-process.",
+    "redis_timeout_seconds": "Socket timeout of every Redis call.",
+    "jwt_secret": "HMAC key of access tokens (at least 32 characters; required in production).",
+    "jwt_issuer": "`iss` claim issued and required.",
+    "jwt_audience": "`aud` claim issued and required.",
+    "access_token_ttl_seconds": "Lifetime of an access token.",
+    "refresh_token_ttl_days": "Lifetime of a refresh token.",
+    "argon2_time_cost": "Argon2id iterations; changing it rehashes passwords at their next login.",
+    "argon2_memory_cost_kib": "Argon2id memory in KiB; changing it rehashes at next login.",
+    "argon2_parallelism": "Argon2id lanes; changing it rehashes at next login.",
+    "login_rate_limit_window_seconds": "Window of the login rate limits.",
+    "login_rate_limit_per_account": "Login attempts per account (email) per window.",
+    "login_rate_limit_per_address": "Login attempts per client address per window.",
+    "log_level": "Root log level (`DEBUG`, `INFO`, `WARNING`, ...).",
+    "log_json": "Force JSON logs on or off; default: JSON in production only.",
+    "log_requests": "Log one line per HTTP request (method, route, status, duration; never bodies).",
+    "health_check_timeout_seconds": "Timeout of each readiness probe (database, Redis).",
+    "shutdown_step_timeout_seconds": "Upper bound of each ordered-shutdown step.",
+    "loop_bridge_timeout_seconds": "Default timeout of a coroutine submitted from a thread to the event loop.",
+    "enable_test_routes": "Mount `/api/_test/*` routes used by end-to-end tests. Refused in production.",
+}
+
+_LOG_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
+
+
+def _convert(name: str, raw: str, annotation: Any) -> Any:
+    """Turn one environment string into the field's type, or say what is wrong."""
+    env_name = name.upper()
+    text = raw.strip()
+    optional = annotation in (bool | None, str | None)
+    if optional and text == "":
+        return None
+    if annotation in (bool, bool | None):
+        lowered = text.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{env_name} must be a boolean (true/false), got {raw!r}")
+    if annotation is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise SettingsError(f"{env_name} must be an integer, got {raw!r}") from None
+    if annotation is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise SettingsError(f"{env_name} must be a number, got {raw!r}") from None
+    if annotation is Environment:
+        try:
+            return Environment(text.lower())
+        except ValueError:
+            allowed = ", ".join(e.value for e in Environment)
+            raise SettingsError(f"{env_name} must be one of {allowed}, got {raw!r}") from None
+    return text
+
+
+def _validate(settings: Settings) -> None:
+    positive = (
+        "database_pool_size",
+        "database_pool_timeout_seconds",
+        "database_connect_timeout_seconds",
+        "redis_timeout_seconds",
+        "access_token_ttl_seconds",
+        "refresh_token_ttl_days",
+        "argon2_time_cost",
+        "argon2_memory_cost_kib",
+        "argon2_parallelism",
+        "login_rate_limit_window_seconds",
+        "login_rate_limit_per_account",
+        "login_rate_limit_per_address",
+        "health_check_timeout_seconds",
+        "shutdown_step_timeout_seconds",
+        "loop_bridge_timeout_seconds",
+    )
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{name.upper()} must be greater than zero")
+    if settings.database_max_overflow < 0:
+        raise SettingsError("DATABASE_MAX_OVERFLOW must not be negative")
+    if settings.argon2_memory_cost_kib < 8 * settings.argon2_parallelism:
+        raise SettingsError("ARGON2_MEMORY_COST_KIB must be at least 8 x ARGON2_PARALLELISM")
+    if not settings.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+    if settings.redis_url is not None and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if settings.log_level.upper() not in _LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if len(settings.jwt_secret) < 32:
+        raise SettingsError("JWT_SECRET must be at least 32 characters long")
+    if settings.is_production:
+        if settings.jwt_secret == DEFAULT_JWT_SECRET:
+            raise SettingsError("JWT_SECRET must be set to a secret of your own in production")
+        if settings.is_sqlite and not settings.allow_sqlite_in_production:
+            raise SettingsError(
+                "DATABASE_URL points at SQLite in production; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"
+            )
+        if settings.enable_test_routes:
+            raise SettingsError("ENABLE_TEST_ROUTES must not be enabled in production")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``environ`` (default: the process environment), apply overrides, validate.
+
+    Raises:
+        SettingsError: naming the offending variable.
+    """
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Settings):
+        raw = source.get(field.name.upper())
+        if raw is not None:
+            values[field.name] = _convert(field.name, raw, field.type)
+    values.update(overrides)
+    try:
+        settings = msgspec.convert(values, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(str(exc)) from None
+    _validate(settings)
+    return settings

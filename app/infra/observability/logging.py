@@ -1,0 +1,153 @@
+"""Structured logging: a request id on every line, JSON in production, quiet expected 401s.
+
+The request log never contains bodies, query strings or headers, so no password
+or token can reach it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# 401s that clients produce in normal operation (an expired token probing the
+# profile, a refresh with a stale token): logged at debug outside development so
+# they cannot flood the log. Every other 401 stays visible.
+EXPECTED_401_PATHS = frozenset({"/api/users/profile/me", "/api/secure-auth/refresh", "/api/secure-auth/refresh-token"})
+
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "request_id"}
+)
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items() if key not in _STANDARD_ATTRIBUTES}
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            payload["request_id"] = request_id
+        payload.update(_extras(record))
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return msgspec.json.encode(payload, enc_hook=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        timestamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S.%f")[:-3]
+        request_id = getattr(record, "request_id", None)
+        line = f"{timestamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = _extras(record)
+        if extras:
+            line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
+        if request_id:
+            line += f" request_id={request_id}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(level: str, json_output: bool) -> None:
+    """Route every logger (ours, uvicorn's, the libraries') through one formatted handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_output else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers[:] = []
+        uvicorn_logger.propagate = True
+    # Our request log replaces uvicorn's access log (it knows the route template and request id).
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class RequestLoggingMiddleware:
+    """Assigns a request id (or keeps a well-formed ``X-Request-ID``) and logs one line per request."""
+
+    def __init__(self, app: ASGIApp, *, enabled: bool, quiet_expected_401: bool) -> None:
+        self.app = app
+        self._enabled = enabled
+        self._quiet_expected_401 = quiet_expected_401
+        self._logger = logging.getLogger("app.request")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception as error:
+            # Errors raised by middleware inside this one (the JWT middleware's 401) are
+            # turned into responses by Litestar's outermost handler, after this point.
+            status = getattr(error, "status_code", 500)
+            raise
+        finally:
+            if self._enabled:
+                self._log(scope, status, started)
+            request_id_var.reset(token)
+
+    def _log(self, scope: Scope, status: int, started: float) -> None:
+        path = scope["path"]
+        if status >= 500:
+            level = logging.ERROR
+        elif status == 401:
+            level = logging.DEBUG if self._quiet_expected_401 and path in EXPECTED_401_PATHS else logging.WARNING
+        else:
+            level = logging.INFO
+        if not self._logger.isEnabledFor(level):
+            return
+        self._logger.log(
+            level,
+            "request",
+            extra={
+                "method": scope.get("method"),
+                "path": path,
+                "route": scope.get("path_template"),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )

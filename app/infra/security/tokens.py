@@ -1,0 +1,34 @@
+"""Access tokens: short-lived HS256 JWTs that Litestar's JWT middleware verifies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import jwt
+
+from app.domain.users.model import User
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+
+
+class JwtAccessTokenIssuer:
+    def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl_seconds = ttl_seconds
+
+    def issue(self, user: User, now: datetime) -> tuple[str, int]:
+        issued_at = int(now.timestamp())
+        claims = {
+            "sub": str(user.id),
+            "iat": issued_at,
+            "exp": issued_at + self._ttl_seconds,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "jti": uuid.uuid4().hex,
+            "role": user.role.value,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), self._ttl_seconds
