@@ -15,7 +15,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyInitPlugin
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Contact
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
 
-    def provide_user_service(db_session: AsyncSession) -> UserService:
+    def provide_user_service(db_session: NamedDependency[AsyncSession]) -> UserService:
         return UserService(
             SqlUserRepository(db_session),
             hasher,
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             clock,
         )
 
-    def provide_auth_service(db_session: AsyncSession) -> AuthService:
+    def provide_auth_service(db_session: NamedDependency[AsyncSession]) -> AuthService:
         return AuthService(
             SqlUserRepository(db_session),
             hasher,
@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             clock,
         )
 
-    def provide_slow_database_work(db_session: AsyncSession) -> SlowDatabaseWork:
+    def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
         async def work(seconds: float) -> None:
             await db_session.execute(text("SELECT 1"))
             await asyncio.sleep(seconds)

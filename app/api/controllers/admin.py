@@ -4,6 +4,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, patch
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.security.jwt import Token
 
 from app.api.errors import problem_responses
@@ -25,6 +27,10 @@ class AdminUsersController(Controller):
         responses=problem_responses(400, 401, 403, 404, 503),
     )
     async def change_role(
-        self, request: Request[User, Token, Any], user_id: UUID, data: ChangeRoleRequest, users: UserService
+        self,
+        request: Request[User, Token, Any],
+        user_id: FromPath[UUID],
+        data: JSONBody[ChangeRoleRequest],
+        users: NamedDependency[UserService],
     ) -> MyProfile:
         return MyProfile.of(await users.change_role(Principal.of(request.user), user_id, data.role))

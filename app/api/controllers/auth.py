@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from app.api.errors import problem_responses
 from app.api.schemas import LoginRequest, RefreshRequest, TokenResponse
@@ -23,7 +25,9 @@ class AuthController(Controller):
         status_code=200,
         responses=problem_responses(400, 401, 429, 503),
     )
-    async def login(self, request: Request[Any, Any, Any], data: LoginRequest, auth: AuthService) -> TokenResponse:
+    async def login(
+        self, request: Request[Any, Any, Any], data: JSONBody[LoginRequest], auth: NamedDependency[AuthService]
+    ) -> TokenResponse:
         """Unknown email and wrong password give the same 401. Rate-limited per account and per client address."""
         client_address = request.client.host if request.client else "unknown"
         pair = await auth.login(email=data.email, password=data.password, client_address=client_address)
@@ -36,7 +40,7 @@ class AuthController(Controller):
         status_code=200,
         responses=problem_responses(400, 401, 503),
     )
-    async def refresh(self, data: RefreshRequest, auth: AuthService) -> TokenResponse:
+    async def refresh(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthService]) -> TokenResponse:
         """The presented token stops working. Presenting an already-rotated token revokes its whole family."""
         return TokenResponse.of(await auth.refresh(data.refresh_token))
 
@@ -48,7 +52,7 @@ class AuthController(Controller):
         deprecated=True,
         responses=problem_responses(400, 401, 503),
     )
-    async def refresh_legacy(self, data: RefreshRequest, auth: AuthService) -> TokenResponse:
+    async def refresh_legacy(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthService]) -> TokenResponse:
         return TokenResponse.of(await auth.refresh(data.refresh_token))
 
     @post(
@@ -58,5 +62,5 @@ class AuthController(Controller):
         status_code=204,
         responses=problem_responses(400, 503),
     )
-    async def logout(self, data: RefreshRequest, auth: AuthService) -> None:
+    async def logout(self, data: JSONBody[RefreshRequest], auth: NamedDependency[AuthService]) -> None:
         await auth.logout(data.refresh_token)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
 from app.api.schemas import ComponentStatus, LivenessStatus, ReadinessStatus
@@ -47,7 +48,7 @@ class HealthController(Controller):
             )
         },
     )
-    async def readiness(self, readiness_checks: ReadinessChecks) -> Response[ReadinessStatus]:
+    async def readiness(self, readiness_checks: NamedDependency[ReadinessChecks]) -> Response[ReadinessStatus]:
         results = dict(await asyncio.gather(*(_probe(name, check) for name, check in readiness_checks.items())))
         ready = all(component.status == "up" for component in results.values())
         body = ReadinessStatus(status="ready" if ready else "not_ready", components=results)

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from app.api.security import PUBLIC, PUBLIC_OPT
 
@@ -22,7 +23,9 @@ class TestRoutesController(Controller):
 
     @get("/slow", operation_id="testSlowRequest")
     async def slow(
-        self, slow_database_work: SlowDatabaseWork, seconds: Annotated[float, Parameter(ge=0, le=30)] = 1.0
+        self,
+        slow_database_work: NamedDependency[SlowDatabaseWork],
+        seconds: Annotated[float, QueryParameter(ge=0, le=30)] = 1.0,
     ) -> dict[str, float]:
         """An in-flight request that uses the database across a wait, for shutdown tests."""
         await slow_database_work(seconds)

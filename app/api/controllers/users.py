@@ -4,6 +4,8 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.security.jwt import Token
 
 from app.api.errors import problem_responses
@@ -33,7 +35,7 @@ class UsersController(Controller):
         opt=PUBLIC_OPT,
         responses=problem_responses(400, 409, 422, 503),
     )
-    async def register(self, data: RegisterRequest, users: UserService) -> RegisteredUser:
+    async def register(self, data: JSONBody[RegisterRequest], users: NamedDependency[UserService]) -> RegisteredUser:
         """Register with email, username and password; a rejected password lists every broken rule."""
         user = await users.register(
             email=data.email, username=data.username, password=data.password, invitation_code=data.invitation_code
@@ -57,7 +59,10 @@ class UsersController(Controller):
         responses=problem_responses(400, 401, 409, 422, 503),
     )
     async def update_my_profile(
-        self, request: Request[User, Token, Any], data: UpdateProfileRequest, users: UserService
+        self,
+        request: Request[User, Token, Any],
+        data: JSONBody[UpdateProfileRequest],
+        users: NamedDependency[UserService],
     ) -> MyProfile:
         changes = ProfileChanges(display_name=data.display_name, bio=data.bio, username=data.username)
         return MyProfile.of(await users.update_profile(Principal.of(request.user), changes))
@@ -70,7 +75,10 @@ class UsersController(Controller):
         responses=problem_responses(400, 401, 422, 503),
     )
     async def change_my_password(
-        self, request: Request[User, Token, Any], data: ChangePasswordRequest, users: UserService
+        self,
+        request: Request[User, Token, Any],
+        data: JSONBody[ChangePasswordRequest],
+        users: NamedDependency[UserService],
     ) -> None:
         await users.change_password(
             Principal.of(request.user), current_password=data.current_password, new_password=data.new_password
@@ -84,5 +92,5 @@ class UsersController(Controller):
         opt=PUBLIC_OPT,
         responses=problem_responses(400, 404, 503),
     )
-    async def get_user(self, user_id: UUID, users: UserService) -> PublicProfile:
+    async def get_user(self, user_id: FromPath[UUID], users: NamedDependency[UserService]) -> PublicProfile:
         return PublicProfile.of(await users.get_public_profile(user_id))

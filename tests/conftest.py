@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from advanced_alchemy.base import metadata_registry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import app.infra.db.tables  # noqa: F401 - registers the tables in the metadata
+from tests.support import create_postgres_database, drop_postgres_database, migrate
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("db") / "test.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = create_postgres_database()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+async def _empty_tables(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            for table in reversed(metadata_registry.get(None).sorted_tables):
+                await connection.execute(text(f'DELETE FROM "{table.name}"'))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL, on emptied tables."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    await _empty_tables(url)
+    return url
+
+
+@pytest.fixture
+async def pg_url(postgres_url: str) -> str:
+    """PostgreSQL only (concurrency tests), on emptied tables."""
+    await _empty_tables(postgres_url)
+    return postgres_url
