@@ -52,6 +52,13 @@ from app.infra.ratelimit.redis import RedisRateLimiter
 from app.infra.security.passwords import Argon2PasswordHasher
 from app.infra.security.tokens import ALGORITHM, REQUIRED_CLAIMS, JwtAccessTokenIssuer
 
+
+class MetricsController(PrometheusController):
+    """``GET /metrics`` for Prometheus; an operator endpoint, left out of the client's OpenAPI document."""
+
+    include_in_schema = False
+
+
 # Paths the JWT middleware never looks at (each of their handlers is public anyway).
 UNAUTHENTICATED_PATHS = ["^/schema", "^/metrics$", "^/health"]
 
@@ -179,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AuthController,
         AdminUsersController,
         HealthController,
-        PrometheusController,
+        MetricsController,
     ]
     dependencies = {
         "users": Provide(provide_user_service, sync_to_thread=False),

@@ -124,7 +124,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI documentation of the error statuses an operation can return."""
+    """OpenAPI documentation of the error statuses an operation can return (500 is always possible)."""
     return {
         status: ResponseSpec(
             data_container=ProblemDetail,
@@ -132,7 +132,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_MEDIA_TYPE,
             generate_examples=False,
         )
-        for status in statuses
+        for status in sorted({*statuses, 500})
     }
 
 

@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.security.jwt import JWTAuth, Token
 from litestar.types import Guard
 
@@ -23,9 +24,27 @@ PUBLIC_OPT: dict[str, Any] = {"exclude_from_auth": True}
 UserLoader = Callable[[uuid.UUID], Awaitable[User | None]]
 
 
+class BearerJWTAuth(JWTAuth[User, Token]):
+    """Litestar's JWT auth, with a standard HTTP bearer scheme in the OpenAPI document.
+
+    Litestar also writes ``name`` into the scheme, which OpenAPI allows only for
+    ``apiKey`` schemes; strict validators and client generators reject it.
+    """
+
+    @property
+    def openapi_components(self) -> Components:
+        return Components(
+            security_schemes={
+                self.openapi_security_scheme_name: SecurityScheme(
+                    type="http", scheme="Bearer", bearer_format="JWT", description=self.description
+                )
+            }
+        )
+
+
 def build_jwt_auth(
     *, secret: str, issuer: str, audience: str, algorithm: str, required_claims: tuple[str, ...], load_user: UserLoader
-) -> JWTAuth[User, Token]:
+) -> BearerJWTAuth:
     async def retrieve_user(token: Token, _connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
         try:
             user_id = uuid.UUID(token.sub)
@@ -33,7 +52,7 @@ def build_jwt_auth(
             return None
         return await load_user(user_id)
 
-    return JWTAuth[User, Token](
+    return BearerJWTAuth(
         token_secret=secret,
         algorithm=algorithm,
         retrieve_user_handler=retrieve_user,

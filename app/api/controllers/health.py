@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
+from app.api.errors import problem_responses
 from app.api.schemas import ComponentStatus, LivenessStatus, ReadinessStatus
 from app.api.security import PUBLIC, PUBLIC_OPT
 
@@ -34,7 +35,12 @@ class HealthController(Controller):
     security = PUBLIC
     opt = PUBLIC_OPT
 
-    @get("", operation_id="getLiveness", summary="Liveness: the process serves requests (no I/O)")
+    @get(
+        "",
+        operation_id="getLiveness",
+        summary="Liveness: the process serves requests (no I/O)",
+        responses=problem_responses(),
+    )
     async def liveness(self) -> LivenessStatus:
         return LivenessStatus(status="ok")
 
@@ -43,9 +49,10 @@ class HealthController(Controller):
         operation_id="getReadiness",
         summary="Readiness: every component answers (503 with each component's status otherwise)",
         responses={
+            **problem_responses(),
             503: ResponseSpec(
                 data_container=ReadinessStatus, description="A component is down", generate_examples=False
-            )
+            ),
         },
     )
     async def readiness(self, readiness_checks: NamedDependency[ReadinessChecks]) -> Response[ReadinessStatus]:
