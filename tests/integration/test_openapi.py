@@ -82,7 +82,7 @@ def test_public_operations_are_marked_public_and_the_rest_need_the_bearer_token(
 def test_every_error_response_uses_the_problem_details_schema() -> None:
     for _, _, operation in _operations(openapi_document()):
         for status, response in operation["responses"].items():
-            if int(status) < 400 or operation["operationId"] == "getReadiness" and status == "503":
+            if int(status) < 400 or (operation["operationId"] == "getReadiness" and status == "503"):
                 continue
             schema = response["content"]["application/problem+json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ProblemDetail"}, (operation["operationId"], status)
