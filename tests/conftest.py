@@ -13,7 +13,7 @@ from tests.support import create_postgres_database, drop_postgres_database, migr
 
 
 @pytest.fixture(scope="session")
-def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     path: Path = tmp_path_factory.mktemp("db") / "test.sqlite3"
     url = f"sqlite+aiosqlite:///{path}"
     migrate(url)
@@ -21,7 +21,7 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def migrated_postgres_url() -> Iterator[str]:
     url = create_postgres_database()
     try:
         migrate(url)
@@ -40,16 +40,28 @@ async def _empty_tables(url: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest) -> str:
-    """Each test using it runs once on SQLite and once on PostgreSQL, on emptied tables."""
-    url: str = request.getfixturevalue(f"{request.param}_url")
-    await _empty_tables(url)
-    return url
+@pytest.fixture
+async def sqlite_url(migrated_sqlite_url: str) -> str:
+    """The session's migrated SQLite database, emptied for this test."""
+    await _empty_tables(migrated_sqlite_url)
+    return migrated_sqlite_url
+
+
+@pytest.fixture
+async def postgres_url(migrated_postgres_url: str) -> str:
+    """The session's migrated PostgreSQL database, emptied for this test."""
+    await _empty_tables(migrated_postgres_url)
+    return migrated_postgres_url
 
 
 @pytest.fixture
 async def pg_url(postgres_url: str) -> str:
-    """PostgreSQL only (concurrency tests), on emptied tables."""
-    await _empty_tables(postgres_url)
+    """PostgreSQL only (concurrency tests)."""
     return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL, on emptied tables."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url

@@ -7,6 +7,7 @@ are logged with their traceback and answered with a generic 500.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -22,6 +23,7 @@ from app.domain.shared.errors import DomainError, ErrorKind, RateLimited
 logger = logging.getLogger("app.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
 
 _KIND_STATUS = {
     ErrorKind.INVALID: 422,
@@ -71,13 +73,15 @@ def validation_error_handler(_request: Request[Any, Any, Any], exc: ValidationEx
     if isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
+                message = str(item.get("message", "Invalid value"))
                 field = item.get("key")
+                # A missing or unknown body field is reported against the whole body ("data");
+                # msgspec names the field in the message, so name it in ``field`` too.
+                named = _FIELD_IN_MESSAGE.search(message)
+                if field in (None, "data") and named:
+                    field = named.group(1)
                 errors.append(
-                    ErrorItem(
-                        code="invalid_field",
-                        message=str(item.get("message", "Invalid value")),
-                        field=str(field) if field is not None else None,
-                    )
+                    ErrorItem(code="invalid_field", message=message, field=str(field) if field is not None else None)
                 )
     detail = exc.detail if errors else "The request body is not valid JSON of the expected shape."
     return problem(400, "invalid_request", detail, errors)

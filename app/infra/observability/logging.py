@@ -29,6 +29,7 @@ EXPECTED_401_PATHS = frozenset({"/api/users/profile/me", "/api/secure-auth/refre
 _STANDARD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "request_id"}
 )
+_HANDLER_NAME = "taskmarket"
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 
 
@@ -79,8 +80,11 @@ def configure_logging(level: str, json_output: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_output else TextFormatter())
     handler.addFilter(RequestIdFilter())
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler (an app built twice in one process must not log twice);
+    # handlers others installed, such as a test's log capture, stay.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
