@@ -45,7 +45,7 @@ from app.infra.db.health import ping_database
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import SqlRefreshTokenStore, SqlUserRepository, load_active_user
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
-from app.infra.observability.logging import RequestLoggingMiddleware, configure_logging
+from app.infra.observability.logging import RequestLogging, configure_logging
 from app.infra.observability.metrics import mark_process_dead_if_multiprocess
 from app.infra.ratelimit.memory import InMemoryRateLimiter
 from app.infra.ratelimit.redis import RedisRateLimiter
@@ -88,18 +88,11 @@ def _readiness_checks(settings: Settings, engine: AsyncEngine, redis: Redis | No
     return {"database": database} | ({"redis": redis_ping} if redis is not None else {})
 
 
-def _request_logging_outermost(settings: Settings) -> Any:
-    """Put request logging outside the JWT middleware, so 401s from it get a request id and a log line."""
+def _request_id_outermost(request_logging: RequestLogging) -> Any:
+    """Put the request-id middleware outside the JWT middleware, so its 401s carry the id too."""
 
     def hook(app_config: AppConfig) -> AppConfig:
-        app_config.middleware.insert(
-            0,
-            lambda app: RequestLoggingMiddleware(
-                app,
-                enabled=settings.log_requests,
-                quiet_expected_401=settings.environment is not Environment.DEVELOPMENT,
-            ),
-        )
+        app_config.middleware.insert(0, request_logging.middleware)
         return app_config
 
     return hook
@@ -169,6 +162,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             return await load_active_user(connection, user_id)
 
     readiness_checks = _readiness_checks(settings, engine, redis)
+    request_logging = RequestLogging(
+        enabled=settings.log_requests, quiet_expected_401=settings.environment is not Environment.DEVELOPMENT
+    )
 
     jwt_auth = build_jwt_auth(
         secret=settings.jwt_secret,
@@ -202,7 +198,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Order matters: lifespans exit in reverse, so the runtime's ordered shutdown
         # (which disposes the engine itself) runs before the database plugin's exit.
         plugins=[SQLAlchemyInitPlugin(db_config), RuntimePlugin(runtime), UsersCLIPlugin()],
-        on_app_init=[jwt_auth.on_app_init, _request_logging_outermost(settings)],
+        on_app_init=[jwt_auth.on_app_init, _request_id_outermost(request_logging)],
+        before_send=[request_logging.before_send],
         middleware=[prometheus.middleware],
         dependencies=dependencies,
         exception_handlers={

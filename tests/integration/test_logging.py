@@ -108,3 +108,18 @@ def test_json_lines_carry_level_logger_message_request_id_and_extras() -> None:
     assert line["message"] == "request"
     assert line["request_id"] == "r-1"
     assert line["status"] == 200
+
+
+async def test_responses_made_outside_the_routes_are_logged_with_their_real_status(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running_app(make_settings(sqlite_url)) as (_, client):
+        unknown = await client.get("/no/such/path")
+        assert unknown.status_code == 404
+        assert unknown.headers["x-request-id"]
+        unauthenticated = await client.get("/api/admin/users/00000000-0000-0000-0000-000000000000/role")
+        assert unauthenticated.headers["x-request-id"]
+    statuses = {record.path: record.status for record in _request_records(caplog)}  # type: ignore[attr-defined]
+    assert statuses["/no/such/path"] == 404
+    assert statuses["/api/admin/users/00000000-0000-0000-0000-000000000000/role"] in {401, 405}

@@ -94,47 +94,40 @@ def configure_logging(level: str, json_output: bool) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-class RequestLoggingMiddleware:
-    """Assigns a request id (or keeps a well-formed ``X-Request-ID``) and logs one line per request."""
+class RequestLogging:
+    """A request id on every request and one log line per response.
 
-    def __init__(self, app: ASGIApp, *, enabled: bool, quiet_expected_401: bool) -> None:
-        self.app = app
+    Two hooks, because Litestar answers some requests outside the route middleware:
+    ``middleware`` (outermost of the route middleware) sets the request id for every
+    log line written while the request runs; ``before_send`` sees every response,
+    including 404s of unknown paths and errors raised by the JWT middleware, adds the
+    ``X-Request-ID`` header and writes the request's log line.
+    """
+
+    def __init__(self, *, enabled: bool, quiet_expected_401: bool) -> None:
         self._enabled = enabled
         self._quiet_expected_401 = quiet_expected_401
         self._logger = logging.getLogger("app.request")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self.app(scope, receive, send)
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        async def set_request_id(scope: Scope, receive: Receive, send: Send) -> None:
+            token = request_id_var.set(_request_id(scope))
+            try:
+                await app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+
+        return set_request_id
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start" or scope["type"] != ScopeType.HTTP:
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 500
+        request_id = _request_id(scope)
+        message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+        if self._enabled:
+            self._log(scope, message["status"], request_id)
 
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        except Exception as error:
-            # Errors raised by middleware inside this one (the JWT middleware's 401) are
-            # turned into responses by Litestar's outermost handler, after this point.
-            status = getattr(error, "status_code", 500)
-            raise
-        finally:
-            if self._enabled:
-                self._log(scope, status, started)
-            request_id_var.reset(token)
-
-    def _log(self, scope: Scope, status: int, started: float) -> None:
+    def _log(self, scope: Scope, status: int, request_id: str) -> None:
         path = scope["path"]
         if status >= 500:
             level = logging.ERROR
@@ -144,14 +137,39 @@ class RequestLoggingMiddleware:
             level = logging.INFO
         if not self._logger.isEnabledFor(level):
             return
-        self._logger.log(
-            level,
-            "request",
-            extra={
-                "method": scope.get("method"),
-                "path": path,
-                "route": scope.get("path_template"),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            },
-        )
+        started = _state(scope).get(_STARTED_KEY)
+        token = request_id_var.set(request_id)
+        try:
+            self._logger.log(
+                level,
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": path,
+                    "route": scope.get("path_template"),
+                    "status": status,
+                    "duration_ms": None if started is None else round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        finally:
+            request_id_var.reset(token)
+
+
+_REQUEST_ID_KEY = "taskmarket.request_id"
+_STARTED_KEY = "taskmarket.started"
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    return scope.setdefault("state", {})
+
+
+def _request_id(scope: Scope) -> str:
+    """The request's id: assigned once, on first use, from a well-formed ``X-Request-ID`` or anew."""
+    state = _state(scope)
+    request_id = state.get(_REQUEST_ID_KEY)
+    if request_id is None:
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        state[_REQUEST_ID_KEY] = request_id
+        state.setdefault(_STARTED_KEY, time.perf_counter())
+    return str(request_id)
