@@ -7,6 +7,7 @@ two cannot drift apart.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from enum import StrEnum
@@ -128,9 +129,13 @@ def _convert(name: str, raw: str, annotation: Any) -> Any:
             raise SettingsError(f"{env_name} must be an integer, got {raw!r}") from None
     if annotation is float:
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise SettingsError(f"{env_name} must be a number, got {raw!r}") from None
+        # float() accepts "nan" and "inf": a NaN timeout fires at once, an infinite one never.
+        if not math.isfinite(number):
+            raise SettingsError(f"{env_name} must be a finite number, got {raw!r}")
+        return number
     if annotation is Environment:
         try:
             return Environment(text.lower())
@@ -159,8 +164,9 @@ def _validate(settings: Settings) -> None:
         "loop_bridge_timeout_seconds",
     )
     for name in positive:
-        if getattr(settings, name) <= 0:
-            raise SettingsError(f"{name.upper()} must be greater than zero")
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value <= 0:
+            raise SettingsError(f"{name.upper()} must be a finite number greater than zero")
     if settings.database_max_overflow < 0:
         raise SettingsError("DATABASE_MAX_OVERFLOW must not be negative")
     if settings.argon2_memory_cost_kib < 8 * settings.argon2_parallelism:

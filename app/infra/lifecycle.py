@@ -176,23 +176,31 @@ class Runtime:
         self._shutting_down = True
         began = time.perf_counter()
         for step in sorted(self._steps):
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(self._step_timeout):
-                    await step.action()
-            except TimeoutError:
-                logger.error(  # noqa: TRY400 - a timeout has no useful traceback
-                    "shutdown step timed out",
-                    extra={"step": step.name, "phase": step.phase.name, "timeout_s": self._step_timeout},
-                )
-            except Exception:
-                logger.exception("shutdown step failed", extra={"step": step.name, "phase": step.phase.name})
-            else:
-                logger.info(
-                    "shutdown step done",
-                    extra={"step": step.name, "phase": step.phase.name, "duration_ms": _ms_since(started)},
-                )
+            await self._run_step(step)
         logger.info("shutdown complete", extra={"duration_ms": _ms_since(began)})
+
+    async def _run_step(self, step: _Step) -> None:
+        """Run one step bounded by the step timeout; log its outcome and duration, never raise."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._step_timeout):
+                await step.action()
+        except TimeoutError:
+            logger.error(  # noqa: TRY400 - a timeout has no useful traceback
+                "shutdown step timed out",
+                extra=_step_extra(step, started, timeout_s=self._step_timeout),
+            )
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the shutdown itself is being cancelled
+            # The step awaited something that was cancelled (a background task it
+            # stopped, say): that is the step's failure, not a reason to skip the rest.
+            logger.error("shutdown step failed", extra=_step_extra(step, started, reason="cancelled"))  # noqa: TRY400
+        except Exception:
+            logger.exception("shutdown step failed", extra=_step_extra(step, started))
+        else:
+            logger.info("shutdown step done", extra=_step_extra(step, started))
 
     @asynccontextmanager
     async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
@@ -205,6 +213,10 @@ class Runtime:
 
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _step_extra(step: _Step, started: float, **more: Any) -> dict[str, Any]:
+    return {"step": step.name, "phase": step.phase.name, "duration_ms": _ms_since(started), **more}
 
 
 class RuntimePlugin(InitPlugin):

@@ -5,6 +5,12 @@ are hashed or verified, so a password typed on a keyboard that produces a
 different but equivalent code-point sequence still matches. Character classes
 are Unicode categories, so `€ ¥ £ § « — ・` are specials and any script's
 letters are letters: the old backend's ASCII-only check rejected `€`.
+
+Length and every other rule are judged on the NFKC form. A character class
+(letter, digit, special) is also satisfied by a character as typed: NFKC turns
+some symbols into letters or spaces (`№` -> `No`, `™` -> `TM`, `¨` -> space and a
+combining mark), and `№` is Shift+3 on the Russian keyboard. A user who typed a
+symbol has typed a special character and must not be told otherwise.
 """
 
 from __future__ import annotations
@@ -106,6 +112,11 @@ def _has_category(text: str, prefixes: tuple[str, ...]) -> bool:
     return any(unicodedata.category(ch).startswith(prefixes) for ch in text)
 
 
+def _has_class(typed: str, normalized: str, prefixes: tuple[str, ...]) -> bool:
+    """A class is present when the normalised form or the password as typed has a character of it."""
+    return _has_category(normalized, prefixes) or _has_category(typed, prefixes)
+
+
 def check_password(password: str, *, username: str | None = None, email: str | None = None) -> list[FieldIssue]:
     """Every rule the password breaks, in a stable order; an empty list means accepted."""
     normalized = normalize_password(password)
@@ -115,11 +126,11 @@ def check_password(password: str, *, username: str | None = None, email: str | N
         broken.append("too_short")
     if len(normalized) > MAX_LENGTH:
         broken.append("too_long")
-    if not _has_category(normalized, ("L",)):
+    if not _has_class(password, normalized, ("L",)):
         broken.append("missing_letter")
-    if not _has_category(normalized, ("N",)):
+    if not _has_class(password, normalized, ("N",)):
         broken.append("missing_digit")
-    if not _has_category(normalized, ("P", "S")):
+    if not _has_class(password, normalized, ("P", "S")):
         broken.append("missing_special")
     if username:
         fragment = normalize_password(username).casefold()
