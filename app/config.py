@@ -36,7 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_pool_size: int = 10
     database_max_overflow: int = 10
     database_pool_timeout_seconds: float = 2.0
-    database_connect_timeout_seconds: float = 2.0
+    database_connect_timeout_seconds: float = 1.0
+    database_command_timeout_seconds: float = 30.0
     database_echo: bool = False
     redis_url: str | None = None
     redis_timeout_seconds: float = 1.0
@@ -82,6 +83,8 @@ SETTINGS_DOC: dict[str, str] = {
     "database_max_overflow": "Extra connections allowed above the pool size (PostgreSQL).",
     "database_pool_timeout_seconds": "How long a request waits for a pooled connection before failing with 503.",
     "database_connect_timeout_seconds": "Connect timeout; while the database is down requests fail within it.",
+    "database_command_timeout_seconds": "Longest a single SQL statement may run (PostgreSQL); past it the request "
+    "gets 503 instead of hanging on a database that stopped answering.",
     "database_echo": "Log every SQL statement (development aid).",
     "redis_url": "Redis URL (`redis://host:6379/0`). Unset: rate limits and jobs run in-process.",
     "redis_timeout_seconds": "Socket timeout of every Redis call.",
@@ -150,6 +153,7 @@ def _validate(settings: Settings) -> None:
         "database_pool_size",
         "database_pool_timeout_seconds",
         "database_connect_timeout_seconds",
+        "database_command_timeout_seconds",
         "redis_timeout_seconds",
         "access_token_ttl_seconds",
         "refresh_token_ttl_days",

@@ -205,6 +205,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             **EXCEPTION_HANDLERS,
             SQLAlchemyError: database_error_handler(is_database_unavailable),
+            # asyncpg's statement timeout surfaces as a bare TimeoutError
+            TimeoutError: database_error_handler(is_database_unavailable),
         },
         openapi_config=OpenAPIConfig(
             title="Taskmarket API",

@@ -163,6 +163,7 @@ class Runtime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await _await_cancelled_tasks()
 
     async def start(self) -> None:
         self.bridge.capture()
@@ -209,6 +210,23 @@ class Runtime:
             yield
         finally:
             await self.shutdown()
+
+
+async def _await_cancelled_tasks() -> None:
+    """Wait until every task of the loop that someone cancelled has unwound (the step timeout bounds it).
+
+    When the graceful timeout runs out, uvicorn cancels the request tasks still
+    running and starts the lifespan shutdown *without awaiting them*. Until they
+    have unwound, their sessions are in mid-operation (a cancelled query on a
+    database that does not answer spends up to two seconds closing its
+    connection): closing them from the "close database sessions" step then fails
+    ("connection is closed", ``IllegalStateChangeError``), and the pool may be
+    disposed under a connection still checked out.
+    """
+    current = asyncio.current_task()
+    cancelled = [task for task in asyncio.all_tasks() if task is not current and not task.done() and task.cancelling()]
+    if cancelled:
+        await asyncio.wait(cancelled)
 
 
 def _ms_since(started: float) -> float:

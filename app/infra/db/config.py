@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -11,8 +13,9 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy import event
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.engine.interfaces import AdaptedConnection, DBAPIConnection, Dialect
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from app.config import Settings
 
@@ -30,14 +33,19 @@ def engine_config(settings: Settings) -> EngineConfig:
         return EngineConfig(echo=settings.database_echo, pool_pre_ping=True)
     return EngineConfig(
         echo=settings.database_echo,
-        pool_pre_ping=True,  # a connection killed by a database restart is replaced, not handed out
+        # A connection killed by a database restart is replaced, not handed out: ``_bounded_pre_ping``
+        # (a checkout listener) does what ``pool_pre_ping`` does, but with a time limit.
+        pool_pre_ping=False,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_timeout=int(max(1, settings.database_pool_timeout_seconds)),
+        # SQLAlchemy takes fractional seconds; advanced-alchemy's annotation says int.
+        pool_timeout=settings.database_pool_timeout_seconds,  # type: ignore[arg-type]
         pool_recycle=1800,
         connect_args={
             # while the server is unreachable a request fails within this bound (503), never hangs
             "timeout": settings.database_connect_timeout_seconds,
+            # a statement on a server that went silent fails (TimeoutError -> 503) instead of hanging
+            "command_timeout": settings.database_command_timeout_seconds,
             "server_settings": {"application_name": "taskmarket"},
         },
     )
@@ -49,6 +57,50 @@ def _enable_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: Connectio
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _connect_failures_as_driver_errors(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+) -> DBAPIConnection:
+    """Report "cannot reach the server" as the driver's ``OperationalError``, like every other database failure.
+
+    SQLAlchemy's asyncpg adapter translates only asyncpg's own exceptions. A refused
+    connection, an unresolvable host or the connect timeout escape from ``connect()``
+    as a bare ``OSError`` / ``TimeoutError``, which is no ``SQLAlchemyError``: the
+    API's database handler never saw it and a request during an outage got a 500.
+    Raised as the driver's ``OperationalError``, SQLAlchemy wraps it into
+    ``sqlalchemy.exc.OperationalError`` (a 503), as it does for other drivers.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as error:  # ConnectionRefusedError, socket.gaierror, TimeoutError (asyncio's, since 3.11)
+        raise dialect.loaded_dbapi.OperationalError(f"cannot connect to the database: {error}", error) from error
+
+
+CheckoutListener = Callable[[DBAPIConnection, ConnectionPoolEntry, PoolProxiedConnection], None]
+
+
+def _bounded_pre_ping(limit_seconds: float) -> CheckoutListener:
+    """A pre-ping that gives up after ``limit_seconds`` (SQLAlchemy's ``pool_pre_ping`` waits forever).
+
+    With the server gone silent (a frozen host, a partition without a reset) the
+    built-in ping of a pooled connection never returns and the request hangs
+    instead of failing with 503. Here a failed or late ping aborts the connection
+    at once (a graceful close would wait for the silent server again) and raises
+    ``DisconnectionError``: the pool then replaces the connection, and a failing
+    reconnect is bounded by the connect timeout. ``execute("SELECT 1")`` is one round trip
+    on the simple-query protocol (no prepared statement, fine behind pgbouncer).
+    """
+
+    def ping(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        connection = cast(AdaptedConnection, dbapi_connection)
+        try:
+            connection.run_async(lambda driver: driver.execute("SELECT 1", timeout=limit_seconds))
+        except Exception as error:  # whatever the cause, this connection is not usable
+            connection.driver_connection.terminate()
+            raise DisconnectionError(f"pre-ping failed: {type(error).__name__}") from error
+
+    return ping
 
 
 def database_config(settings: Settings) -> SQLAlchemyAsyncConfig:
@@ -68,4 +120,9 @@ def database_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     )
     if settings.is_sqlite:
         event.listen(config.get_engine().sync_engine, "connect", _enable_sqlite_pragmas)
+    else:
+        engine = config.get_engine().sync_engine
+        event.listen(engine, "do_connect", _connect_failures_as_driver_errors)
+        ping_limit = min(settings.health_check_timeout_seconds, settings.database_connect_timeout_seconds)
+        event.listen(engine, "checkout", _bounded_pre_ping(ping_limit))  # kept by the pool dispose() rebuilds
     return config

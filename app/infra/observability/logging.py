@@ -27,7 +27,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 EXPECTED_401_PATHS = frozenset({"/api/users/profile/me", "/api/secure-auth/refresh", "/api/secure-auth/refresh-token"})
 
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "request_id"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "request_id", "color_message"}  # uvicorn adds an ANSI-coloured copy of its message
 )
 _HANDLER_NAME = "taskmarket"
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
