@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 from litestar import Litestar
 from litestar.plugins import CLIPlugin
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import Settings
 from app.domain.shared.clock import SystemClock
@@ -40,6 +41,16 @@ async def create_admin_account(settings: Settings, *, email: str, username: str,
         await engine.dispose()
 
 
+def _database_failure(error: SQLAlchemyError | OSError) -> click.ClickException:
+    """A short operator-facing message. Never the SQLAlchemy text: it carries the statement's
+    parameters, the new admin's password hash among them."""
+    reason = getattr(error, "orig", None) or error
+    return click.ClickException(
+        f"Database error ({type(reason).__name__}): {reason}. "
+        "Check DATABASE_URL and that the schema is migrated (litestar database upgrade)."
+    )
+
+
 class UsersCLIPlugin(CLIPlugin):
     def on_cli_init(self, cli: click.Group) -> None:
         @cli.group(name="users", help="Manage user accounts.")
@@ -58,4 +69,6 @@ class UsersCLIPlugin(CLIPlugin):
             except DomainError as error:
                 details = "; ".join(f"{issue.field}: {issue.code}" for issue in error.issues)
                 raise click.ClickException(f"{error.message} {details}".strip()) from None
+            except (SQLAlchemyError, OSError) as error:
+                raise _database_failure(error) from None
             click.echo(f"created admin {user.username} ({user.id})")
