@@ -68,7 +68,7 @@ class UsersCLIPlugin(CLIPlugin):
                 user = asyncio.run(create_admin_account(settings, email=email, username=username, password=password))
             except DomainError as error:
                 details = "; ".join(f"{issue.field}: {issue.code}" for issue in error.issues)
-                raise click.ClickException(f"{error.message} {details}".strip()) from None
+                raise click.ClickException(f"{error.message} [{error.code}] {details}".strip()) from None
             except (SQLAlchemyError, OSError) as error:
                 raise _database_failure(error) from None
             click.echo(f"created admin {user.username} ({user.id})")
