@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.infra.db.tables  # noqa: F401 - registers the tables in the metadata
-from tests.support import create_postgres_database, drop_postgres_database, migrate
+from tests.support import fresh_postgres_database, migrate
 
 
 @pytest.fixture(scope="session")
@@ -22,12 +22,8 @@ def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def migrated_postgres_url() -> Iterator[str]:
-    url = create_postgres_database()
-    try:
-        migrate(url)
+    with fresh_postgres_database() as url:
         yield url
-    finally:
-        drop_postgres_database(url)
 
 
 async def _empty_tables(url: str) -> None:

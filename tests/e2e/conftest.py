@@ -7,18 +7,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import F3_FRAGMENTS, Service, ServiceFactory, forbidden_lines, start_service
-from tests.support import create_postgres_database, drop_postgres_database, migrate
+from tests.support import fresh_postgres_database
 
 
 @pytest.fixture(scope="module")
 def e2e_database_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test module (dropped afterwards)."""
-    url = create_postgres_database()
-    try:
-        migrate(url)
+    with fresh_postgres_database() as url:
         yield url
-    finally:
-        drop_postgres_database(url)
 
 
 @pytest.fixture
