@@ -52,6 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_rate_limit_window_seconds: int = 300
     login_rate_limit_per_account: int = 10
     login_rate_limit_per_address: int = 50
+    points_lifetime_days: int = 365
     log_level: str = "INFO"
     log_json: bool | None = None
     log_requests: bool = True
@@ -99,6 +100,7 @@ SETTINGS_DOC: dict[str, str] = {
     "login_rate_limit_window_seconds": "Window of the login rate limits.",
     "login_rate_limit_per_account": "Login attempts per account (email) per window.",
     "login_rate_limit_per_address": "Login attempts per client address per window.",
+    "points_lifetime_days": "How long earned or granted points stay valid (a grant may set its own).",
     "log_level": "Root log level (`DEBUG`, `INFO`, `WARNING`, ...).",
     "log_json": "Force JSON logs on or off; default: JSON in production only.",
     "log_requests": "Log one line per HTTP request (method, route, status, duration; never bodies).",
@@ -161,6 +163,7 @@ def _validate(settings: Settings) -> None:
         "argon2_memory_cost_kib",
         "argon2_parallelism",
         "login_rate_limit_window_seconds",
+        "points_lifetime_days",
         "login_rate_limit_per_account",
         "login_rate_limit_per_address",
         "health_check_timeout_seconds",

@@ -30,18 +30,21 @@ from app import __version__
 from app.api.controllers.admin import AdminUsersController
 from app.api.controllers.auth import AuthController
 from app.api.controllers.health import HealthController, ReadinessChecks
+from app.api.controllers.points import AdminPointsController, PointsController
 from app.api.controllers.testing import SlowDatabaseWork, TestRoutesController
 from app.api.controllers.users import UsersController
 from app.api.errors import EXCEPTION_HANDLERS, database_error_handler
 from app.api.security import build_jwt_auth
 from app.cli import UsersCLIPlugin
 from app.config import Environment, Settings, load_settings
+from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
 from app.domain.shared.ports import RateLimiter
 from app.domain.users.service import AuthService, LoginLimits, UserService
 from app.infra.db.config import database_config
 from app.infra.db.errors import is_database_unavailable
 from app.infra.db.health import ping_database
+from app.infra.db.points import SqlPointsLedger
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import SqlRefreshTokenStore, SqlUserRepository, load_active_user
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         window_seconds=settings.login_rate_limit_window_seconds,
     )
     refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
+    points_policy = PointsPolicy(lot_lifetime=timedelta(days=settings.points_lifetime_days))
 
     def provide_user_service(db_session: NamedDependency[AsyncSession]) -> UserService:
         return UserService(
@@ -148,6 +152,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SessionUnitOfWork(db_session),
             clock,
         )
+
+    def provide_points_service(db_session: NamedDependency[AsyncSession]) -> PointsService:
+        return PointsService(SqlPointsLedger(db_session), SessionUnitOfWork(db_session), clock, points_policy)
 
     def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
         async def work(seconds: float) -> None:
@@ -181,12 +188,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         UsersController,
         AuthController,
         AdminUsersController,
+        PointsController,
+        AdminPointsController,
         HealthController,
         MetricsController,
     ]
     dependencies = {
         "users": Provide(provide_user_service, sync_to_thread=False),
         "auth": Provide(provide_auth_service, sync_to_thread=False),
+        "points": Provide(provide_points_service, sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:

@@ -18,6 +18,8 @@ import httpx
 import pytest
 import redis.asyncio as redis_asyncio
 from litestar import Litestar
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings, load_settings
 from app.main import create_app
@@ -151,6 +153,18 @@ async def login(client: httpx.AsyncClient, username: str, password: str = "Secre
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def set_role(database_url: str, username: str, role: str) -> None:
+    """Change a role behind the API's back (tests need an admin before any admin exists)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE users SET role = :role WHERE username = :username"), {"role": role, "username": username}
+            )
+    finally:
+        await engine.dispose()
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:

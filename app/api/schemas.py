@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from app.domain.points.model import PointsSummary, PointTransaction, TransactionKind
 from app.domain.users.model import Role, TokenPair, User
 
 # Generous bounds on raw input: the domain applies the real rules and reports every
@@ -153,3 +154,50 @@ class LivenessStatus(msgspec.Struct, kw_only=True):
 class ReadinessStatus(msgspec.Struct, kw_only=True):
     status: Literal["ready", "not_ready"]
     components: dict[str, ComponentStatus]
+
+
+class PointsSummaryResponse(msgspec.Struct, kw_only=True):
+    balance: int
+    expiring_soon: int
+    expiring_until: datetime
+
+    @classmethod
+    def of(cls, summary: PointsSummary) -> PointsSummaryResponse:
+        return cls(balance=summary.balance, expiring_soon=summary.expiring_soon, expiring_until=summary.expiring_until)
+
+
+class PointTransactionResponse(msgspec.Struct, kw_only=True):
+    id: UUID
+    user_id: UUID
+    kind: TransactionKind
+    amount: int
+    reason: str | None
+    reference: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, transaction: PointTransaction) -> PointTransactionResponse:
+        return cls(
+            id=transaction.id,
+            user_id=transaction.user_id,
+            kind=transaction.kind,
+            amount=transaction.amount,
+            reason=transaction.reason,
+            reference=transaction.reference,
+            created_at=transaction.created_at,
+        )
+
+
+class PointTransactionPage(msgspec.Struct, kw_only=True):
+    items: list[PointTransactionResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class GrantPointsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    user_id: UUID
+    amount: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=150)]
+    expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None

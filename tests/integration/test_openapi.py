@@ -26,6 +26,9 @@ CONTRACT_OPERATIONS = {
     "changeUserRole",
     "getLiveness",
     "getReadiness",
+    "getMyPoints",
+    "listMyPointTransactions",
+    "grantPoints",
 }
 PUBLIC_OPERATIONS = {
     "registerUser",

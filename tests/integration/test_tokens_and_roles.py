@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.support import bearer, login, make_settings, register, running_app
+from tests.support import bearer, login, make_settings, register, running_app, set_role
 
 SECRET = "test-secret-that-is-long-enough-0123456789"
 SETTINGS = {"jwt_secret": SECRET, "jwt_issuer": "taskmarket", "jwt_audience": "taskmarket-api"}
@@ -35,17 +35,6 @@ def _unsigned(claims: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
-async def _promote(database_url: str, username: str, role: str) -> None:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text("UPDATE users SET role = :role WHERE username = :username"), {"role": role, "username": username}
-            )
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -93,7 +82,7 @@ async def test_only_admins_change_roles(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
         await register(client, "root")
         bob = await register(client, "bob")
-        await _promote(database_url, "root", "admin")
+        await set_role(database_url, "root", "admin")
         admin = await login(client, "root")
         user = await login(client, "bob")
 

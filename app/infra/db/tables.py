@@ -7,7 +7,7 @@ import uuid
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 
@@ -38,3 +38,79 @@ class RefreshTokenRecord(UUIDBase):
     expires_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
     used_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
     revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class PointLotRecord(UUIDBase):
+    """Points credited together, with one expiry; debits lower ``remaining``."""
+
+    __tablename__ = "point_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_within_amount"),
+        # debits and balances read only lots with points left: keep that index small
+        Index(
+            "ix_point_lots_user_spendable",
+            "user_id",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
+        # the expiry sweep, also when nothing is due
+        Index(
+            "ix_point_lots_due",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(Integer)
+    remaining: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expired_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)
+
+
+class PointTransactionRecord(UUIDBase):
+    """The append-only ledger: the sum of a user's amounts is their balance."""
+
+    __tablename__ = "point_transactions"
+    __table_args__ = (
+        Index("ix_point_transactions_user_created", "user_id", "created_at"),
+        # a lot expires once: a second expire row for it cannot exist
+        Index(
+            "uq_point_transactions_expired_lot",
+            "lot_id",
+            unique=True,
+            postgresql_where=text("kind = 'expire'"),
+            sqlite_where=text("kind = 'expire'"),
+        ),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    lot_id: Mapped[uuid.UUID | None] = mapped_column(GUID, nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class PointHoldRecord(UUIDBase):
+    """Points reserved until released to their owner or captured by another user."""
+
+    __tablename__ = "point_holds"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(GUID, ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # [{"lot_id", "amount", "expires_at"}]: where the points came from, restored on release
+    allocations: Mapped[list[dict[str, str | int]]] = mapped_column(
+        JSON
+    )  # advanced-alchemy's JsonB does not work with SQLAlchemy 2.1
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    settled_at: Mapped[datetime.datetime | None] = mapped_column(DateTimeUTC(timezone=True), nullable=True)

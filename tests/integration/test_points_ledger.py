@@ -1,0 +1,232 @@
+"""The points ledger on real databases: rules, expiry and concurrency (PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from app.domain.points.model import TransactionFilter, TransactionKind
+from app.domain.points.service import InsufficientPoints, PointsPolicy, PointsService
+from app.domain.users.model import NewUser
+from app.infra.db.points import SqlPointsLedger
+from app.infra.db.tables import PointLotRecord, PointTransactionRecord
+from app.infra.db.unit_of_work import SessionUnitOfWork
+from app.infra.db.users import SqlUserRepository
+
+T = TypeVar("T")
+POLICY = PointsPolicy(lot_lifetime=timedelta(days=365))
+
+
+class FixedClock:
+    def __init__(self, now: datetime | None = None) -> None:
+        self.current = now or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class Ledger:
+    """Runs each call in its own session and transaction, like concurrent requests do."""
+
+    def __init__(self, engine: AsyncEngine, clock: FixedClock) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.clock = clock
+
+    async def run(self, action: Callable[[PointsService], Awaitable[T]]) -> T:
+        async with self.sessions() as session:
+            service = PointsService(SqlPointsLedger(session), SessionUnitOfWork(session), self.clock, POLICY)
+            result = await action(service)
+            await session.commit()
+            return result
+
+    async def user(self) -> uuid.UUID:
+        async with self.sessions() as session:
+            name = f"u{uuid.uuid4().hex[:10]}"
+            user = await SqlUserRepository(session).add(
+                NewUser(email=f"{name}@example.com", username=name, password_hash="x")
+            )
+            await session.commit()
+            return user.id
+
+    async def totals(self, user_id: uuid.UUID) -> tuple[int, int, int]:
+        """(balance as the service reports it, remaining in lots, sum of the ledger)."""
+        balance = (await self.run(lambda service: service.summary(user_id))).balance
+        async with self.sessions() as session:
+            lots = await session.scalar(
+                select(func.coalesce(func.sum(PointLotRecord.remaining), 0)).where(PointLotRecord.user_id == user_id)
+            )
+            ledger = await session.scalar(
+                select(func.coalesce(func.sum(PointTransactionRecord.amount), 0)).where(
+                    PointTransactionRecord.user_id == user_id
+                )
+            )
+        return balance, int(lots or 0), int(ledger or 0)
+
+
+@asynccontextmanager
+async def ledger_on(url: str, clock: FixedClock | None = None) -> AsyncIterator[Ledger]:
+    options = {} if url.startswith("sqlite") else {"pool_size": 40, "max_overflow": 60}
+    engine = create_async_engine(url, **options)
+    try:
+        yield Ledger(engine, clock or FixedClock())
+    finally:
+        await engine.dispose()
+
+
+async def test_spending_uses_the_points_that_expire_first(database_url: str) -> None:
+    clock = FixedClock()
+    async with ledger_on(database_url, clock) as ledger:
+        user = await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 100, expires_at=clock.now() + timedelta(days=200)))
+        await ledger.run(lambda s: s.grant(user, 50, expires_at=clock.now() + timedelta(days=20)))
+        await ledger.run(lambda s: s.spend(user, 60))
+        summary = await ledger.run(lambda s: s.summary(user))
+        # the 50 expiring in 20 days went first, then 10 of the later lot
+        assert summary.balance == 90
+        assert summary.expiring_soon == 0
+        assert await ledger.totals(user) == (90, 90, 90)
+
+
+async def test_a_spend_larger_than_the_balance_is_refused_and_changes_nothing(database_url: str) -> None:
+    async with ledger_on(database_url) as ledger:
+        user = await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 10))
+        with pytest.raises(InsufficientPoints):
+            await ledger.run(lambda s: s.spend(user, 11))
+        assert await ledger.totals(user) == (10, 10, 10)
+
+
+async def test_hold_release_and_capture(database_url: str) -> None:
+    clock = FixedClock()
+    async with ledger_on(database_url, clock) as ledger:
+        poster, taker = await ledger.user(), await ledger.user()
+        await ledger.run(lambda s: s.grant(poster, 100, expires_at=clock.now() + timedelta(days=10)))
+        released = await ledger.run(lambda s: s.hold(poster, 40, reference="task:1"))
+        captured = await ledger.run(lambda s: s.hold(poster, 30, reference="task:2"))
+        assert await ledger.totals(poster) == (30, 30, 30)
+
+        await ledger.run(lambda s: s.release(released.id))
+        await ledger.run(lambda s: s.release(released.id))  # idempotent
+        await ledger.run(lambda s: s.capture(captured.id, taker))
+        await ledger.run(lambda s: s.capture(captured.id, taker))  # idempotent
+        assert await ledger.totals(poster) == (70, 70, 70)
+        assert await ledger.totals(taker) == (30, 30, 30)
+        # released points keep the expiry they had
+        assert (await ledger.run(lambda s: s.summary(poster))).expiring_soon == 70
+
+
+async def test_expire_due_expires_each_lot_once_with_one_transaction(database_url: str) -> None:
+    clock = FixedClock()
+    async with ledger_on(database_url, clock) as ledger:
+        user = await ledger.user()
+        for days in (1, 2, 3):
+            await ledger.run(lambda s, d=days: s.grant(user, 10 * d, expires_at=clock.now() + timedelta(days=d)))
+        await ledger.run(lambda s: s.spend(user, 5))  # leaves 5 in the first lot
+        later = clock.now() + timedelta(days=2, hours=1)
+        assert await ledger.run(lambda s: s.expire_due(later, 10)) == 2
+        assert await ledger.run(lambda s: s.expire_due(later, 10)) == 0
+        assert await ledger.totals(user) == (30, 30, 30)
+        page, total = await ledger.run(
+            lambda s: s.transactions(user, _kinds(TransactionKind.EXPIRE), limit=10, offset=0)
+        )
+        assert total == 2
+        assert sorted(t.amount for t in page) == [-20, -5]
+
+
+def _kinds(*kinds: TransactionKind) -> TransactionFilter:
+    return TransactionFilter(kinds=frozenset(kinds))
+
+
+@pytest.mark.postgres
+async def test_hundred_simultaneous_spends_of_fifteen_from_a_thousand(pg_url: str) -> None:
+    async with ledger_on(pg_url) as ledger:
+        user = await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 400))
+        await ledger.run(lambda s: s.grant(user, 600))
+
+        async def spend() -> bool:
+            try:
+                await ledger.run(lambda s: s.spend(user, 15))
+            except InsufficientPoints:
+                return False
+            return True
+
+        outcomes = await asyncio.gather(*(spend() for _ in range(100)))
+        assert outcomes.count(True) == 66
+        assert await ledger.totals(user) == (10, 10, 10)
+
+
+@pytest.mark.postgres
+async def test_one_idempotency_key_sent_twenty_times_at_once_applies_once(pg_url: str) -> None:
+    async with ledger_on(pg_url) as ledger:
+        user = await ledger.user()
+        replies = await asyncio.gather(
+            *(ledger.run(lambda s: s.grant(user, 25, reason="bonus", idempotency_key="k-1")) for _ in range(20))
+        )
+        assert len({reply.id for reply in replies}) == 1
+        assert len(set(replies)) == 1
+        assert await ledger.totals(user) == (25, 25, 25)
+
+
+@pytest.mark.postgres
+async def test_one_idempotency_key_on_concurrent_spends_applies_once(pg_url: str) -> None:
+    async with ledger_on(pg_url) as ledger:
+        user = await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 100))
+        replies = await asyncio.gather(
+            *(ledger.run(lambda s: s.spend(user, 60, idempotency_key="spend-1")) for _ in range(10))
+        )
+        assert len({reply.id for reply in replies}) == 1
+        assert await ledger.totals(user) == (40, 40, 40)
+
+
+@pytest.mark.postgres
+async def test_overlapping_expiry_sweeps_expire_every_lot_once(pg_url: str) -> None:
+    clock = FixedClock()
+    async with ledger_on(pg_url, clock) as ledger:
+        users = [await ledger.user() for _ in range(5)]
+        for user in users:
+            for n in range(40):
+                await ledger.run(
+                    lambda s, u=user, n=n: s.grant(u, 1 + n % 7, expires_at=clock.now() + timedelta(days=1))
+                )
+        later = clock.now() + timedelta(days=2)
+
+        async def sweep() -> int:
+            total = 0
+            while (count := await ledger.run(lambda s: s.expire_due(later, 7))) > 0:
+                total += count
+            return total
+
+        counts = await asyncio.gather(*(sweep() for _ in range(4)))
+        assert sum(counts) == 200
+        async with ledger.sessions() as session:
+            expire_rows = await session.scalar(select(func.count()).where(PointTransactionRecord.kind == "expire"))
+        assert expire_rows == 200
+        for user in users:
+            assert await ledger.totals(user) == (0, 0, 0)
+
+
+@pytest.mark.postgres
+async def test_a_sweep_with_nothing_due_uses_an_index(pg_url: str) -> None:
+    async with ledger_on(pg_url) as ledger, ledger.sessions() as session:
+        await session.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(
+            row[0]
+            for row in await session.execute(
+                text(
+                    "EXPLAIN SELECT id FROM point_lots WHERE remaining > 0 AND expires_at <= now() "
+                    "ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
+                )
+            )
+        )
+        assert "ix_point_lots_due" in plan
