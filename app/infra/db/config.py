@@ -12,7 +12,7 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine.interfaces import AdaptedConnection, DBAPIConnection, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -52,6 +52,10 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 
 def _enable_sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # Take transaction control away from the sqlite3 module: it would not emit BEGIN
+    # before a SAVEPOINT, so releasing one committed everything before it (a refused
+    # registration left its account behind). ``_begin_sqlite_transaction`` emits BEGIN.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -103,6 +107,10 @@ def _bounded_pre_ping(limit_seconds: float) -> CheckoutListener:
     return ping
 
 
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 def database_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     """The advanced-alchemy config: engine, request sessions and ``litestar database`` migrations."""
     sqlite_file = _sqlite_file(settings.database_url) if settings.is_sqlite else None
@@ -120,6 +128,7 @@ def database_config(settings: Settings) -> SQLAlchemyAsyncConfig:
     )
     if settings.is_sqlite:
         event.listen(config.get_engine().sync_engine, "connect", _enable_sqlite_pragmas)
+        event.listen(config.get_engine().sync_engine, "begin", _begin_sqlite_transaction)
     else:
         engine = config.get_engine().sync_engine
         event.listen(engine, "do_connect", _connect_failures_as_driver_errors)
