@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_rate_limit_per_account: int = 10
     login_rate_limit_per_address: int = 50
     points_lifetime_days: int = 365
+    invitation_max_active_per_user: int = 5
+    invitation_lifetime_days: int = 30
+    invitation_reward_inviter: int = 100
+    invitation_reward_invitee: int = 50
     log_level: str = "INFO"
     log_json: bool | None = None
     log_requests: bool = True
@@ -101,6 +105,10 @@ SETTINGS_DOC: dict[str, str] = {
     "login_rate_limit_per_account": "Login attempts per account (email) per window.",
     "login_rate_limit_per_address": "Login attempts per client address per window.",
     "points_lifetime_days": "How long earned or granted points stay valid (a grant may set its own).",
+    "invitation_max_active_per_user": "Usable invitation codes a user may have at once.",
+    "invitation_lifetime_days": "Validity of a new invitation code when the request names no `expires_at`.",
+    "invitation_reward_inviter": "Points the inviter gets for each registration with their code (0: none).",
+    "invitation_reward_invitee": "Points a new account gets for registering with a code (0: none).",
     "log_level": "Root log level (`DEBUG`, `INFO`, `WARNING`, ...).",
     "log_json": "Force JSON logs on or off; default: JSON in production only.",
     "log_requests": "Log one line per HTTP request (method, route, status, duration; never bodies).",
@@ -164,6 +172,8 @@ def _validate(settings: Settings) -> None:
         "argon2_parallelism",
         "login_rate_limit_window_seconds",
         "points_lifetime_days",
+        "invitation_max_active_per_user",
+        "invitation_lifetime_days",
         "login_rate_limit_per_account",
         "login_rate_limit_per_address",
         "health_check_timeout_seconds",
@@ -174,8 +184,9 @@ def _validate(settings: Settings) -> None:
         value = getattr(settings, name)
         if not math.isfinite(value) or value <= 0:
             raise SettingsError(f"{name.upper()} must be a finite number greater than zero")
-    if settings.database_max_overflow < 0:
-        raise SettingsError("DATABASE_MAX_OVERFLOW must not be negative")
+    for name in ("database_max_overflow", "invitation_reward_inviter", "invitation_reward_invitee"):
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name.upper()} must not be negative")
     if settings.argon2_memory_cost_kib < 8 * settings.argon2_parallelism:
         raise SettingsError("ARGON2_MEMORY_COST_KIB must be at least 8 x ARGON2_PARALLELISM")
     if not settings.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
@@ -187,14 +198,18 @@ def _validate(settings: Settings) -> None:
     if len(settings.jwt_secret) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")
     if settings.is_production:
-        if settings.jwt_secret == DEFAULT_JWT_SECRET:
-            raise SettingsError("JWT_SECRET must be set to a secret of your own in production")
-        if settings.is_sqlite and not settings.allow_sqlite_in_production:
-            raise SettingsError(
-                "DATABASE_URL points at SQLite in production; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"
-            )
-        if settings.enable_test_routes:
-            raise SettingsError("ENABLE_TEST_ROUTES must not be enabled in production")
+        _validate_production(settings)
+
+
+def _validate_production(settings: Settings) -> None:
+    if settings.jwt_secret == DEFAULT_JWT_SECRET:
+        raise SettingsError("JWT_SECRET must be set to a secret of your own in production")
+    if settings.is_sqlite and not settings.allow_sqlite_in_production:
+        raise SettingsError(
+            "DATABASE_URL points at SQLite in production; use PostgreSQL or set ALLOW_SQLITE_IN_PRODUCTION=true"
+        )
+    if settings.enable_test_routes:
+        raise SettingsError("ENABLE_TEST_ROUTES must not be enabled in production")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

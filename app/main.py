@@ -29,7 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, close_all_sessions
 from app import __version__
 from app.api.controllers.admin import AdminUsersController
 from app.api.controllers.auth import AuthController
+from app.api.controllers.coupons import AdminCouponTemplatesController, CouponsController
 from app.api.controllers.health import HealthController, ReadinessChecks
+from app.api.controllers.invitations import InvitationsController
 from app.api.controllers.points import AdminPointsController, PointsController
 from app.api.controllers.testing import SlowDatabaseWork, TestRoutesController
 from app.api.controllers.users import UsersController
@@ -37,13 +39,18 @@ from app.api.errors import EXCEPTION_HANDLERS, database_error_handler
 from app.api.security import build_jwt_auth
 from app.cli import UsersCLIPlugin
 from app.config import Environment, Settings, load_settings
+from app.domain.coupons.service import CouponService
+from app.domain.invitations.model import InvitationPolicy
+from app.domain.invitations.service import InvitationService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
 from app.domain.shared.ports import RateLimiter
 from app.domain.users.service import AuthService, LoginLimits, UserService
 from app.infra.db.config import database_config
+from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.errors import is_database_unavailable
 from app.infra.db.health import ping_database
+from app.infra.db.invitations import SqlInvitationRepository
 from app.infra.db.points import SqlPointsLedger
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import SqlRefreshTokenStore, SqlUserRepository, load_active_user
@@ -131,6 +138,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     refresh_ttl = timedelta(days=settings.refresh_token_ttl_days)
     points_policy = PointsPolicy(lot_lifetime=timedelta(days=settings.points_lifetime_days))
+    invitation_policy = InvitationPolicy(
+        max_active_per_user=settings.invitation_max_active_per_user,
+        reward_inviter=settings.invitation_reward_inviter,
+        reward_invitee=settings.invitation_reward_invitee,
+        default_lifetime_days=settings.invitation_lifetime_days,
+    )
+
+    def invitation_service(db_session: AsyncSession) -> InvitationService:
+        points = PointsService(SqlPointsLedger(db_session), SessionUnitOfWork(db_session), clock, points_policy)
+        return InvitationService(
+            SqlInvitationRepository(db_session), points, SessionUnitOfWork(db_session), clock, invitation_policy
+        )
 
     def provide_user_service(db_session: NamedDependency[AsyncSession]) -> UserService:
         return UserService(
@@ -139,7 +158,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SqlRefreshTokenStore(db_session, refresh_ttl),
             SessionUnitOfWork(db_session),
             clock,
+            # registration redeems an invitation code in its own transaction
+            invitations=invitation_service(db_session).redeem_for_new_user,
         )
+
+    def provide_invitation_service(db_session: NamedDependency[AsyncSession]) -> InvitationService:
+        return invitation_service(db_session)
 
     def provide_auth_service(db_session: NamedDependency[AsyncSession]) -> AuthService:
         return AuthService(
@@ -155,6 +179,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def provide_points_service(db_session: NamedDependency[AsyncSession]) -> PointsService:
         return PointsService(SqlPointsLedger(db_session), SessionUnitOfWork(db_session), clock, points_policy)
+
+    def provide_coupon_service(db_session: NamedDependency[AsyncSession]) -> CouponService:
+        uow = SessionUnitOfWork(db_session)
+        points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
+        return CouponService(SqlCouponRepository(db_session), points, uow, clock)
 
     def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
         async def work(seconds: float) -> None:
@@ -190,6 +219,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AdminUsersController,
         PointsController,
         AdminPointsController,
+        CouponsController,
+        AdminCouponTemplatesController,
+        InvitationsController,
         HealthController,
         MetricsController,
     ]
@@ -197,6 +229,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "users": Provide(provide_user_service, sync_to_thread=False),
         "auth": Provide(provide_auth_service, sync_to_thread=False),
         "points": Provide(provide_points_service, sync_to_thread=False),
+        "coupons": Provide(provide_coupon_service, sync_to_thread=False),
+        "invitations": Provide(provide_invitation_service, sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:

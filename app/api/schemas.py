@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from app.domain.invitations.model import InvitationStatus, InvitationView
 from app.domain.points.model import PointsSummary, PointTransaction, TransactionKind
 from app.domain.users.model import Role, TokenPair, User
 
@@ -201,3 +202,38 @@ class GrantPointsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=150)]
     expires_in_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+class CreateInvitationRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_uses: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    expires_at: datetime | None = None
+
+
+class InvitationResponse(msgspec.Struct, kw_only=True):
+    id: UUID
+    code: str
+    max_uses: int
+    use_count: int
+    expires_at: datetime
+    status: InvitationStatus
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: InvitationView) -> InvitationResponse:
+        code = view.invitation
+        return cls(
+            id=code.id,
+            code=code.code,
+            max_uses=code.max_uses,
+            use_count=code.use_count,
+            expires_at=code.expires_at,
+            status=view.status,
+            created_at=code.created_at,
+        )
+
+
+class InvitationPage(msgspec.Struct, kw_only=True):
+    items: list[InvitationResponse]
+    total: int
+    limit: int
+    offset: int

@@ -29,6 +29,17 @@ CONTRACT_OPERATIONS = {
     "getMyPoints",
     "listMyPointTransactions",
     "grantPoints",
+    "createCouponTemplate",
+    "listCouponTemplates",
+    "updateCouponTemplate",
+    "closeCouponTemplate",
+    "listAvailableCoupons",
+    "claimCoupon",
+    "listMyCoupons",
+    "redeemCoupon",
+    "createInvitation",
+    "listMyInvitations",
+    "revokeInvitation",
 }
 PUBLIC_OPERATIONS = {
     "registerUser",

@@ -59,19 +59,6 @@ async def test_taken_email_or_username_is_409(database_url: str) -> None:
         assert same_username.json()["code"] == "username_taken"
 
 
-async def test_invitation_code_is_refused_until_invitations_exist(sqlite_url: str) -> None:
-    async with running_app(make_settings(sqlite_url)) as (_, client):
-        response = await client.post(
-            "/api/users/register",
-            json={"email": "ada@example.com", "username": "ada", "password": "Secret€Pass9", "invitation_code": "X"},
-        )
-        assert response.status_code == 422
-        assert [e["code"] for e in response.json()["errors"]] == ["invalid_invitation_code"]
-        assert (
-            await client.post("/api/secure-auth/login", json={"email": "ada@example.com", "password": "x"})
-        ).status_code == 401
-
-
 @pytest.mark.parametrize(
     ("body", "field"),
     [
