@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyInitPlugin
 from litestar import Litestar
@@ -45,6 +46,7 @@ from app.domain.invitations.service import InvitationService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
 from app.domain.shared.ports import RateLimiter
+from app.domain.users.model import User
 from app.domain.users.service import AuthService, LoginLimits, UserService
 from app.infra.db.config import database_config
 from app.infra.db.coupons import SqlCouponRepository
@@ -193,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         return work
 
-    async def load_user(user_id: Any) -> Any:
+    async def load_user(user_id: UUID) -> User | None:
         async with engine.connect() as connection:
             return await load_active_user(connection, user_id)
 
