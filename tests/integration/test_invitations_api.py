@@ -87,7 +87,7 @@ async def test_active_code_limit_and_input_bounds(database_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_fifty_simultaneous_registrations_with_five_uses_reward_exactly_five(pg_url: str) -> None:
-    async with running_app(make_settings(pg_url, database_pool_size=30, database_max_overflow=30)) as (_, client):
+    async with running_app(make_settings(pg_url, database_pool_size=20, database_max_overflow=10)) as (_, client):
         await register(client, "ada")
         ada = await login(client, "ada")
         code = (await client.post("/api/invitations", json={"max_uses": 5}, headers=bearer(ada))).json()["code"]

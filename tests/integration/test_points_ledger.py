@@ -74,7 +74,8 @@ class Ledger:
 
 @asynccontextmanager
 async def ledger_on(url: str, clock: FixedClock | None = None) -> AsyncIterator[Ledger]:
-    options = {} if url.startswith("sqlite") else {"pool_size": 40, "max_overflow": 60}
+    # 40 connections at most: concurrency without crowding the server (max_connections is often 100)
+    options = {} if url.startswith("sqlite") else {"pool_size": 30, "max_overflow": 10, "pool_timeout": 60}
     engine = create_async_engine(url, **options)
     try:
         yield Ledger(engine, clock or FixedClock())
