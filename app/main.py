@@ -34,6 +34,7 @@ from app.api.controllers.coupons import AdminCouponTemplatesController, CouponsC
 from app.api.controllers.health import HealthController, ReadinessChecks
 from app.api.controllers.invitations import InvitationsController
 from app.api.controllers.points import AdminPointsController, PointsController
+from app.api.controllers.tasks import TasksController
 from app.api.controllers.testing import SlowDatabaseWork, TestRoutesController
 from app.api.controllers.users import UsersController
 from app.api.errors import EXCEPTION_HANDLERS, database_error_handler
@@ -46,6 +47,7 @@ from app.domain.invitations.service import InvitationService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
 from app.domain.shared.ports import RateLimiter
+from app.domain.tasks.service import TaskService
 from app.domain.users.model import User
 from app.domain.users.service import AuthService, LoginLimits, UserService
 from app.infra.db.config import database_config
@@ -54,6 +56,7 @@ from app.infra.db.errors import is_database_unavailable
 from app.infra.db.health import ping_database
 from app.infra.db.invitations import SqlInvitationRepository
 from app.infra.db.points import SqlPointsLedger
+from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import SqlRefreshTokenStore, SqlUserRepository, load_active_user
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
@@ -187,6 +190,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
         return CouponService(SqlCouponRepository(db_session), points, uow, clock)
 
+    def provide_task_service(db_session: NamedDependency[AsyncSession]) -> TaskService:
+        uow = SessionUnitOfWork(db_session)
+        points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
+        coupons = CouponService(SqlCouponRepository(db_session), points, uow, clock)
+        return TaskService(SqlTaskRepository(db_session), points, coupons, uow, clock)
+
     def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
         async def work(seconds: float) -> None:
             await db_session.execute(text("SELECT 1"))
@@ -224,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         CouponsController,
         AdminCouponTemplatesController,
         InvitationsController,
+        TasksController,
         HealthController,
         MetricsController,
     ]
@@ -233,6 +243,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "points": Provide(provide_points_service, sync_to_thread=False),
         "coupons": Provide(provide_coupon_service, sync_to_thread=False),
         "invitations": Provide(provide_invitation_service, sync_to_thread=False),
+        "tasks": Provide(provide_task_service, sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:

@@ -40,6 +40,12 @@ CONTRACT_OPERATIONS = {
     "createInvitation",
     "listMyInvitations",
     "revokeInvitation",
+    "createTask",
+    "listTasks",
+    "getTask",
+    "takeTask",
+    "completeTask",
+    "cancelTask",
 }
 PUBLIC_OPERATIONS = {
     "registerUser",
