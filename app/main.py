@@ -8,6 +8,7 @@ Litestar CLI call it as a factory (``app.main:create_app``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,7 @@ from app.api.controllers.auth import AuthController
 from app.api.controllers.coupons import AdminCouponTemplatesController, CouponsController
 from app.api.controllers.health import HealthController, ReadinessChecks
 from app.api.controllers.invitations import InvitationsController
+from app.api.controllers.notifications import NotificationsController
 from app.api.controllers.points import AdminPointsController, PointsController
 from app.api.controllers.tasks import TasksController
 from app.api.controllers.testing import SlowDatabaseWork, TestRoutesController
@@ -44,9 +46,10 @@ from app.config import Environment, Settings, load_settings
 from app.domain.coupons.service import CouponService
 from app.domain.invitations.model import InvitationPolicy
 from app.domain.invitations.service import InvitationService
+from app.domain.notifications.service import NotificationService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
-from app.domain.shared.ports import RateLimiter
+from app.domain.shared.ports import Clock, RateLimiter
 from app.domain.tasks.service import TaskService
 from app.domain.users.model import User
 from app.domain.users.service import AuthService, LoginLimits, UserService
@@ -55,6 +58,7 @@ from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.errors import is_database_unavailable
 from app.infra.db.health import ping_database
 from app.infra.db.invitations import SqlInvitationRepository
+from app.infra.db.notifications import SqlNotifications
 from app.infra.db.points import SqlPointsLedger
 from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
@@ -111,6 +115,13 @@ def _request_id_outermost(request_logging: RequestLogging) -> Any:
         return app_config
 
     return hook
+
+
+def _notification_service_provider(clock: Clock) -> Callable[[AsyncSession], NotificationService]:
+    def provide_notification_service(db_session: NamedDependency[AsyncSession]) -> NotificationService:
+        return NotificationService(SqlNotifications(db_session, clock), SessionUnitOfWork(db_session), clock)
+
+    return provide_notification_service
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -194,7 +205,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         uow = SessionUnitOfWork(db_session)
         points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
         coupons = CouponService(SqlCouponRepository(db_session), points, uow, clock)
-        return TaskService(SqlTaskRepository(db_session), points, coupons, uow, clock)
+        return TaskService(
+            SqlTaskRepository(db_session), points, coupons, SqlNotifications(db_session, clock), uow, clock
+        )
 
     def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
         async def work(seconds: float) -> None:
@@ -234,6 +247,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AdminCouponTemplatesController,
         InvitationsController,
         TasksController,
+        NotificationsController,
         HealthController,
         MetricsController,
     ]
@@ -244,6 +258,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "coupons": Provide(provide_coupon_service, sync_to_thread=False),
         "invitations": Provide(provide_invitation_service, sync_to_thread=False),
         "tasks": Provide(provide_task_service, sync_to_thread=False),
+        "notifications": Provide(_notification_service_provider(clock), sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:

@@ -65,6 +65,7 @@ class TaskResponse(msgspec.Struct, kw_only=True):
     taken_at: datetime | None
     completed_at: datetime | None
     cancelled_at: datetime | None
+    cancel_consented_at: datetime | None
 
     @classmethod
     def of(cls, task: Task) -> TaskResponse:
@@ -88,6 +89,7 @@ class TaskResponse(msgspec.Struct, kw_only=True):
             taken_at=task.taken_at,
             completed_at=task.completed_at,
             cancelled_at=task.cancelled_at,
+            cancel_consented_at=task.cancel_consented_at,
         )
 
 

@@ -79,12 +79,28 @@ class InMemoryTasks:
         now: datetime,
         *,
         poster_id: UUID | None = None,
+        taken_with_consent: bool = False,
     ) -> Task | None:
         task = self.tasks.get(task_id)
-        ok = task is not None and task.status in from_statuses and (poster_id is None or task.poster_id == poster_id)
+        ok = (
+            task is not None
+            and task.status in from_statuses
+            and (poster_id is None or task.poster_id == poster_id)
+            and not (taken_with_consent and task.status is TaskStatus.TAKEN and task.cancel_consented_at is None)
+        )
         return self._change(
             task_id, ok, status=TaskStatus.CANCELLED, cancel_reason=reason, cancelled_at=now, updated_at=now
         )
+
+    async def consent_to_cancel(self, task_id: UUID, taker_id: UUID, now: datetime) -> Task | None:
+        task = self.tasks.get(task_id)
+        ok = (
+            task is not None
+            and task.status is TaskStatus.TAKEN
+            and task.taker_id == taker_id
+            and task.cancel_consented_at is None
+        )
+        return self._change(task_id, ok, cancel_consented_at=now, updated_at=now)
 
     async def cancel_expired(self, now: datetime, batch_size: int) -> list[Task]:
         due = sorted(

@@ -46,6 +46,10 @@ CONTRACT_OPERATIONS = {
     "takeTask",
     "completeTask",
     "cancelTask",
+    "consentToTaskCancellation",
+    "listMyNotifications",
+    "markNotificationRead",
+    "markAllNotificationsRead",
 }
 PUBLIC_OPERATIONS = {
     "registerUser",

@@ -21,6 +21,7 @@ from app.domain.tasks.model import Task, TaskDraft, TaskStatus
 from app.domain.tasks.service import TaskService
 from app.domain.users.model import Principal, Role
 from app.infra.db.coupons import SqlCouponRepository
+from app.infra.db.notifications import SqlNotifications
 from app.infra.db.points import SqlPointsLedger
 from app.infra.db.tables import PointHoldRecord, PointTransactionRecord
 from app.infra.db.task_tables import TaskRecord
@@ -37,7 +38,7 @@ def task_service(session: AsyncSession, clock: FixedClock) -> TaskService:
     uow = SessionUnitOfWork(session)
     points = PointsService(SqlPointsLedger(session), uow, clock, POLICY)
     coupons = CouponService(SqlCouponRepository(session), points, uow, clock)
-    return TaskService(SqlTaskRepository(session), points, coupons, uow, clock)
+    return TaskService(SqlTaskRepository(session), points, coupons, SqlNotifications(session, clock), uow, clock)
 
 
 class Tasks:

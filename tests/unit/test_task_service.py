@@ -8,6 +8,7 @@ import pytest
 
 from app.domain.coupons.model import CouponKind, CouponStatus, CouponValidity, TemplateDraft
 from app.domain.coupons.service import CouponService
+from app.domain.notifications.model import Notice, NotificationKind
 from app.domain.points.model import HoldStatus
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.errors import DomainError, ValidationFailed
@@ -24,6 +25,7 @@ from app.domain.tasks.model import (
 from app.domain.tasks.service import TaskService
 from app.domain.users.model import Principal, Role
 from tests.fakes.coupons import InMemoryCoupons
+from tests.fakes.notifications import InMemoryNotifications
 from tests.fakes.points import InMemoryPointsLedger
 from tests.fakes.tasks import InMemoryTasks
 
@@ -63,10 +65,11 @@ class _World:
         self.tasks = InMemoryTasks()
         self.coupon_store = InMemoryCoupons()
         self.ledger = InMemoryPointsLedger()
-        uow = _Both(self.tasks, self.coupon_store)
+        self.notifier = InMemoryNotifications()
+        uow = _Both(self.tasks, self.coupon_store, self.notifier)
         self.points = PointsService(self.ledger, uow, self.clock, PointsPolicy(timedelta(days=365)))
         self.coupons = CouponService(self.coupon_store, self.points, uow, self.clock)
-        self.service = TaskService(self.tasks, self.points, self.coupons, uow, self.clock)
+        self.service = TaskService(self.tasks, self.points, self.coupons, self.notifier, uow, self.clock)
 
     async def fund(self, user: Principal, amount: int) -> None:
         await self.points.grant(user.id, amount)
@@ -298,3 +301,103 @@ async def test_listing_filters_sorts_and_pages() -> None:
     assert (await world.service.list_tasks(TaskFilter(poster_id=BOB.id), TaskSort.CREATED, SortOrder.DESC, 10, 0))[
         1
     ] == 0
+
+
+def _kinds(world: _World) -> list[tuple[uuid.UUID, NotificationKind]]:
+    return [(notice.user_id, notice.kind) for notice in world.notifier.notices]
+
+
+async def test_take_and_complete_notify_the_poster_then_the_taker() -> None:
+    world = _World()
+    await world.fund(ADA, 100)
+    task = await world.service.post(ADA.id, draft())
+    assert world.notifier.calls == []
+    await world.service.take(BOB, task.id)
+    await world.service.complete(ADA, task.id, rating=4)
+    assert _kinds(world) == [(ADA.id, NotificationKind.TASK_TAKEN), (BOB.id, NotificationKind.TASK_COMPLETED)]
+    taken, completed = world.notifier.notices
+    assert taken.payload == {"task_id": str(task.id), "title": task.title, "taker_id": str(BOB.id)}
+    assert (completed.payload["points"], completed.payload["rating"]) == (100, 4)
+
+
+async def test_refused_changes_notify_nobody() -> None:
+    world = _World()
+    await world.fund(ADA, 100)
+    task = await world.service.post(ADA.id, draft())
+    await _refused(world.service.take(ADA, task.id))
+    await _refused(world.service.complete(ADA, task.id))
+    await _refused(world.service.cancel(BOB, task.id))
+    await _refused(world.service.consent_to_cancel(BOB, task.id))
+    assert world.notifier.calls == []
+
+
+async def test_cancelling_an_open_task_notifies_nobody_a_taken_one_its_taker() -> None:
+    world = _World()
+    await world.fund(ADA, 200)
+    first = await world.service.post(ADA.id, draft())
+    await world.service.cancel(ADA, first.id)
+    assert world.notifier.calls == []
+    second = await world.service.post(ADA.id, draft())
+    await world.service.take(BOB, second.id)
+    await world.service.cancel(ADMIN, second.id)
+    assert _kinds(world) == [(ADA.id, NotificationKind.TASK_TAKEN), (BOB.id, NotificationKind.TASK_CANCELLED)]
+    assert world.notifier.notices[-1].payload["reason"] == "admin"
+
+
+async def test_with_the_takers_consent_the_poster_cancels_a_taken_task() -> None:
+    world = _World()
+    await world.fund(ADA, 100)
+    coupon_id = await world.task_coupon(ADA)
+    task = await world.service.post(ADA.id, draft(coupon_id=coupon_id))
+    await world.service.take(BOB, task.id)
+    assert (await _refused(world.service.cancel(ADA, task.id))).code == "taker_consent_required"
+    assert (await _refused(world.service.consent_to_cancel(EVE, task.id))).code == "not_taker"
+    assert (await _refused(world.service.consent_to_cancel(ADA, task.id))).code == "not_taker"
+    consented = await world.service.consent_to_cancel(BOB, task.id)
+    assert (consented.status, consented.cancel_consented_at) == (TaskStatus.TAKEN, NOW)
+    again = await world.service.consent_to_cancel(BOB, task.id)  # idempotent, no second notification
+    assert again.cancel_consented_at == NOW
+    assert _kinds(world)[-1] == (ADA.id, NotificationKind.TASK_CANCEL_CONSENTED)
+    assert len(world.notifier.calls) == 2
+    assert (await _refused(world.service.cancel(EVE, task.id))).code == "not_poster"
+
+    cancelled = await world.service.cancel(ADA, task.id)
+    assert (cancelled.status, cancelled.cancel_reason) == (TaskStatus.CANCELLED, CancelReason.POSTER)
+    assert await world.balance(ADA) == 100
+    assert world.ledger.holds[task.hold_id].status is HoldStatus.RELEASED
+    assert world.coupon_store.coupons[coupon_id].status is CouponStatus.CLAIMED
+    assert _kinds(world)[-1] == (BOB.id, NotificationKind.TASK_CANCELLED)
+    assert (await _refused(world.service.consent_to_cancel(BOB, task.id))).code == "invalid_transition"
+    assert (await _refused(world.service.consent_to_cancel(BOB, uuid.uuid4()))).code == "task_not_found"
+
+
+async def test_a_consent_does_not_outlive_a_completed_task() -> None:
+    world = _World()
+    await world.fund(ADA, 100)
+    task = await world.service.post(ADA.id, draft())
+    await world.service.take(BOB, task.id)
+    await world.service.consent_to_cancel(BOB, task.id)
+    await world.service.complete(ADA, task.id)
+    assert (await _refused(world.service.cancel(ADA, task.id))).code == "invalid_transition"
+    assert await world.balance(BOB) == 100
+
+
+async def test_expiry_notifies_each_poster_once_in_one_call() -> None:
+    world = _World()
+    await world.fund(ADA, 1000)
+    await world.fund(BOB, 1000)
+    due = [
+        await world.service.post(ADA.id, draft(deadline=NOW + timedelta(hours=1))),
+        await world.service.post(BOB.id, draft(deadline=NOW + timedelta(hours=2))),
+    ]
+    await world.service.post(ADA.id, draft(deadline=NOW + timedelta(days=30)))
+    when = NOW + timedelta(days=1)
+    assert await world.service.cancel_expired(when, 10) == 2
+    assert world.notifier.calls == [
+        [
+            Notice(ADA.id, NotificationKind.TASK_EXPIRED, {"task_id": str(due[0].id), "title": due[0].title}),
+            Notice(BOB.id, NotificationKind.TASK_EXPIRED, {"task_id": str(due[1].id), "title": due[1].title}),
+        ]
+    ]
+    assert await world.service.cancel_expired(when, 10) == 0
+    assert world.notifier.calls[-1] == []

@@ -111,13 +111,27 @@ class TasksController(Controller):
     @post(
         "/{task_id:uuid}/cancel",
         operation_id="cancelTask",
-        summary="Cancel a task: its poster while open, an admin while open or taken",
+        summary="Cancel a task: its poster while open or once the taker consented, an admin while open or taken",
         status_code=200,
         responses=problem_responses(400, 401, 403, 404, 409, 503),
     )
     async def cancel(
         self, request: Request[User, Token, Any], task_id: FromPath[UUID], tasks: NamedDependency[TaskService]
     ) -> TaskResponse:
-        """The held points and a coupon used come back to the poster. 403 `not_poster`, 403
-        `taker_consent_required` (a taken task, for its poster), 409 `invalid_transition`."""
+        """The held points and a coupon used come back to the poster; a taker is notified. 403 `not_poster`, 403
+        `taker_consent_required` (a taken task its taker has not consented to cancel), 409 `invalid_transition`."""
         return TaskResponse.of(await tasks.cancel(Principal.of(request.user), task_id))
+
+    @post(
+        "/{task_id:uuid}/cancel/consent",
+        operation_id="consentToTaskCancellation",
+        summary="Let the poster cancel the task you took",
+        status_code=200,
+        responses=problem_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def consent_to_cancel(
+        self, request: Request[User, Token, Any], task_id: FromPath[UUID], tasks: NamedDependency[TaskService]
+    ) -> TaskResponse:
+        """Only the taker; the poster is notified and may then cancel (the held points go back to the poster).
+        Consenting again changes nothing. 403 `not_taker`, 409 `invalid_transition` (not taken)."""
+        return TaskResponse.of(await tasks.consent_to_cancel(Principal.of(request.user), task_id))

@@ -4,7 +4,7 @@ States and the only transitions between them::
 
     open -> taken -> completed
     open -> cancelled            (by the poster, an admin, or the expiry job: reason ``expired``)
-    taken -> cancelled           (by an admin in this increment; the taker's consent comes later)
+    taken -> cancelled           (by an admin, or by the poster once the taker consented)
 
 Posting holds the reward (minus a ``task_discount`` coupon's value) from the poster's
 points; completing pays the hold to the taker; cancelling gives it back.
@@ -89,6 +89,7 @@ class Task:
     taken_at: datetime | None = None
     completed_at: datetime | None = None
     cancelled_at: datetime | None = None
+    cancel_consented_at: datetime | None = None  # the taker agreed that the poster may cancel
 
     @property
     def discount(self) -> int:

@@ -41,8 +41,16 @@ class TaskRepository(Protocol):
         now: datetime,
         *,
         poster_id: UUID | None = None,
+        taken_with_consent: bool = False,
     ) -> Task | None:
-        """In one of ``from_statuses`` (and posted by ``poster_id`` when given) -> cancelled; ``None`` otherwise."""
+        """In one of ``from_statuses`` (and posted by ``poster_id`` when given) -> cancelled; ``None`` otherwise.
+
+        With ``taken_with_consent`` a taken task qualifies only once its taker consented.
+        """
+        ...
+
+    async def consent_to_cancel(self, task_id: UUID, taker_id: UUID, now: datetime) -> Task | None:
+        """Taken by ``taker_id`` and not consented yet -> consented; ``None`` otherwise."""
         ...
 
     async def cancel_expired(self, now: datetime, batch_size: int) -> list[Task]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from app.domain.coupons.service import CouponService
+from app.domain.notifications.model import Notice, NotificationKind
+from app.domain.notifications.ports import Notifier
 from app.domain.points.service import PointsService
 from app.domain.shared.errors import Conflict, DomainError, FieldIssue, Forbidden, NotFound, ValidationFailed
 from app.domain.shared.ports import Clock, UnitOfWork
@@ -61,8 +64,17 @@ class TakerConsentRequired(Forbidden):
     code = "taker_consent_required"
 
 
+class NotTaker(Forbidden):
+    code = "not_taker"
+
+
 def _invalid_transition(task: Task, action: str) -> InvalidTransition:
     return InvalidTransition(f"Cannot {action} a task that is {task.status.value}.")
+
+
+def _about(task: Task, **extra: Any) -> dict[str, Any]:
+    """A notification's payload: the task and what else the kind needs (JSON-serialisable)."""
+    return {"task_id": str(task.id), "title": task.title, **extra}
 
 
 def check_draft(draft: TaskDraft, now: datetime) -> TaskDraft:
@@ -97,11 +109,18 @@ def check_draft(draft: TaskDraft, now: datetime) -> TaskDraft:
 
 class TaskService:
     def __init__(
-        self, tasks: TaskRepository, points: PointsService, coupons: CouponService, uow: UnitOfWork, clock: Clock
+        self,
+        tasks: TaskRepository,
+        points: PointsService,
+        coupons: CouponService,
+        notifier: Notifier,
+        uow: UnitOfWork,
+        clock: Clock,
     ) -> None:
         self._tasks = tasks
         self._points = points
         self._coupons = coupons
+        self._notifier = notifier
         self._uow = uow
         self._clock = clock
 
@@ -169,6 +188,7 @@ class TaskService:
             if current.status is not TaskStatus.OPEN:
                 raise _invalid_transition(current, "take")
             raise DeadlinePassed("The task's deadline has passed.")
+        await self._notifier.notify(task.poster_id, NotificationKind.TASK_TAKEN, _about(task, taker_id=str(actor.id)))
         await self._uow.commit()
         return task
 
@@ -187,27 +207,53 @@ class TaskService:
             raise _invalid_transition(current, "complete")
         assert task.taker_id is not None
         await self._points.capture(task.hold_id, task.taker_id, reason="task")
+        await self._notifier.notify(
+            task.taker_id, NotificationKind.TASK_COMPLETED, _about(task, points=task.held_points, rating=rating)
+        )
         await self._uow.commit()
         return task
 
     async def cancel(self, actor: Principal, task_id: UUID) -> Task:
-        """The poster cancels an open task, an admin an open or taken one; the hold and the coupon come back."""
+        """The poster cancels an open task, or a taken one its taker consented to; an admin an open or taken one.
+        The hold and the coupon come back; a taker is told."""
         now = self._clock.now()
         if actor.has_role(Role.ADMIN):
             task = await self._tasks.cancel(task_id, sources_of(TaskStatus.CANCELLED), CancelReason.ADMIN, now)
         else:
-            # a taken task needs the taker's consent, which a later increment adds
             task = await self._tasks.cancel(
-                task_id, frozenset({TaskStatus.OPEN}), CancelReason.POSTER, now, poster_id=actor.id
+                task_id,
+                sources_of(TaskStatus.CANCELLED),
+                CancelReason.POSTER,
+                now,
+                poster_id=actor.id,
+                taken_with_consent=True,
             )
         if task is None:
             current = await self.get(task_id)
             if current.poster_id != actor.id and not actor.has_role(Role.ADMIN):
                 raise NotPoster("Only the poster or an admin cancels a task.")
             if current.status is TaskStatus.TAKEN:
-                raise TakerConsentRequired("The task is taken: only an admin can cancel it for now.")
+                raise TakerConsentRequired("The task is taken: its taker must consent to the cancellation first.")
             raise _invalid_transition(current, "cancel")
         await self._give_back(task)
+        if task.taker_id is not None:
+            await self._notifier.notify(
+                task.taker_id, NotificationKind.TASK_CANCELLED, _about(task, reason=str(task.cancel_reason))
+            )
+        await self._uow.commit()
+        return task
+
+    async def consent_to_cancel(self, actor: Principal, task_id: UUID) -> Task:
+        """The taker lets the poster cancel a taken task (the poster is told); consenting again changes nothing."""
+        task = await self._tasks.consent_to_cancel(task_id, actor.id, self._clock.now())
+        if task is None:
+            current = await self.get(task_id)
+            if current.taker_id != actor.id:
+                raise NotTaker("Only the task's taker consents to its cancellation.")
+            if current.status is TaskStatus.TAKEN:
+                return current  # consented already
+            raise _invalid_transition(current, "consent to cancel")
+        await self._notifier.notify(task.poster_id, NotificationKind.TASK_CANCEL_CONSENTED, _about(task))
         await self._uow.commit()
         return task
 
@@ -223,5 +269,8 @@ class TaskService:
         expired = await self._tasks.cancel_expired(now, batch_size)
         for task in expired:
             await self._give_back(task)
+        await self._notifier.notify_many(
+            [Notice(task.poster_id, NotificationKind.TASK_EXPIRED, _about(task)) for task in expired]
+        )
         await self._uow.commit()
         return len(expired)

@@ -15,7 +15,7 @@ import datetime
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -43,6 +43,7 @@ _COLUMNS = (
     _T.taken_at,
     _T.completed_at,
     _T.cancelled_at,
+    _T.cancel_consented_at,
 )
 _SORT_COLUMNS = {TaskSort.CREATED: _T.created_at, TaskSort.DEADLINE: _T.deadline, TaskSort.REWARD: _T.reward_points}
 
@@ -68,6 +69,7 @@ def _to_task(row: Any) -> Task:
         taken_at=row.taken_at,
         completed_at=row.completed_at,
         cancelled_at=row.cancelled_at,
+        cancel_consented_at=row.cancel_consented_at,
     )
 
 
@@ -185,10 +187,13 @@ class SqlTaskRepository:
         now: datetime.datetime,
         *,
         poster_id: uuid.UUID | None = None,
+        taken_with_consent: bool = False,
     ) -> Task | None:
         conditions = [_T.id == task_id, _T.status.in_(_statuses(from_statuses))]
         if poster_id is not None:
             conditions.append(_T.poster_id == poster_id)
+        if taken_with_consent:
+            conditions.append(or_(_T.status != TaskStatus.TAKEN.value, _T.cancel_consented_at.is_not(None)))
         return await self._change(
             conditions,
             {
@@ -197,6 +202,17 @@ class SqlTaskRepository:
                 "cancelled_at": now,
                 "updated_at": now,
             },
+        )
+
+    async def consent_to_cancel(self, task_id: uuid.UUID, taker_id: uuid.UUID, now: datetime.datetime) -> Task | None:
+        return await self._change(
+            [
+                _T.id == task_id,
+                _T.status == TaskStatus.TAKEN.value,
+                _T.taker_id == taker_id,
+                _T.cancel_consented_at.is_(None),
+            ],
+            {"cancel_consented_at": now, "updated_at": now},
         )
 
     async def cancel_expired(self, now: datetime.datetime, batch_size: int) -> list[Task]:
