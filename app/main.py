@@ -32,6 +32,7 @@ from app import __version__
 from app.api.controllers.admin import AdminUsersController
 from app.api.controllers.auth import AuthController
 from app.api.controllers.coupons import AdminCouponTemplatesController, CouponsController
+from app.api.controllers.experts import ExpertsController
 from app.api.controllers.health import HealthController, ReadinessChecks
 from app.api.controllers.invitations import InvitationsController
 from app.api.controllers.notifications import NotificationsController
@@ -44,6 +45,7 @@ from app.api.security import build_jwt_auth
 from app.cli import UsersCLIPlugin
 from app.config import Environment, Settings, load_settings
 from app.domain.coupons.service import CouponService
+from app.domain.experts.service import ExpertService
 from app.domain.invitations.model import InvitationPolicy
 from app.domain.invitations.service import InvitationService
 from app.domain.notifications.service import NotificationService
@@ -56,6 +58,7 @@ from app.domain.users.service import AuthService, LoginLimits, UserService
 from app.infra.db.config import database_config
 from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.errors import is_database_unavailable
+from app.infra.db.experts import SqlExpertRepository
 from app.infra.db.health import ping_database
 from app.infra.db.invitations import SqlInvitationRepository
 from app.infra.db.notifications import SqlNotifications
@@ -122,6 +125,13 @@ def _notification_service_provider(clock: Clock) -> Callable[[AsyncSession], Not
         return NotificationService(SqlNotifications(db_session, clock), SessionUnitOfWork(db_session), clock)
 
     return provide_notification_service
+
+
+def _expert_service_provider(clock: Clock) -> Callable[[AsyncSession], ExpertService]:
+    def provide_expert_service(db_session: NamedDependency[AsyncSession]) -> ExpertService:
+        return ExpertService(SqlExpertRepository(db_session), SessionUnitOfWork(db_session), clock)
+
+    return provide_expert_service
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -248,6 +258,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         InvitationsController,
         TasksController,
         NotificationsController,
+        ExpertsController,
         HealthController,
         MetricsController,
     ]
@@ -259,6 +270,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "invitations": Provide(provide_invitation_service, sync_to_thread=False),
         "tasks": Provide(provide_task_service, sync_to_thread=False),
         "notifications": Provide(_notification_service_provider(clock), sync_to_thread=False),
+        "experts": Provide(_expert_service_provider(clock), sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:

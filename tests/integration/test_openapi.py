@@ -50,6 +50,10 @@ CONTRACT_OPERATIONS = {
     "listMyNotifications",
     "markNotificationRead",
     "markAllNotificationsRead",
+    "createMyExpertProfile",
+    "updateMyExpertProfile",
+    "listExperts",
+    "getExpert",
 }
 PUBLIC_OPERATIONS = {
     "registerUser",
@@ -58,6 +62,8 @@ PUBLIC_OPERATIONS = {
     "refreshTokenLegacy",
     "logout",
     "getUser",
+    "listExperts",
+    "getExpert",
     "getLiveness",
     "getReadiness",
 }
