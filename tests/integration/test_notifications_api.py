@@ -17,39 +17,15 @@ from app.infra.db.points import SqlPointsLedger
 from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from tests.integration.coupon_harness import POLICY, FixedClock
-from tests.support import bearer, login, make_settings, register, running_app, set_role
+from tests.integration.task_harness import cast_of_users, task_body
+from tests.support import make_settings, running_app
 
 TASKS = "/api/tasks"
 MINE = "/api/notifications/me"
 
 
-def _task(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Assemble a bookshelf",
-        "description": "Flat-pack, five shelves.",
-        "category": "furniture",
-        "reward_points": 100,
-        "deadline": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
-    }
-    body.update(overrides)
-    return body
-
-
-async def _people(client: httpx.AsyncClient, database_url: str) -> dict[str, dict[str, str]]:
-    """Authorization headers of root (admin), ada (250 points), bob and eve."""
-    ids = {}
-    for name in ("root", "ada", "bob", "eve"):
-        ids[name] = (await register(client, name))["id"]
-    await set_role(database_url, "root", "admin")
-    people = {name: bearer(await login(client, name)) for name in ids}
-    grant = {"user_id": ids["ada"], "amount": 250, "reason": "welcome", "idempotency_key": "ada-1"}
-    response = await client.post("/api/admin/points/grant", json=grant, headers=people["root"])
-    assert response.status_code == 200, response.text
-    return people
-
-
 async def _post(client: httpx.AsyncClient, who: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    response = await client.post(TASKS, json=_task(**overrides), headers=who)
+    response = await client.post(TASKS, json=task_body(**overrides), headers=who)
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -68,7 +44,7 @@ def _kinds(page: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def test_task_events_notify_the_right_user_only(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob, eve = people["ada"], people["bob"], people["eve"]
         task = await _post(client, ada)
         assert (await client.post(f"{TASKS}/{task['id']}/take", headers=bob)).status_code == 200
@@ -88,7 +64,7 @@ async def test_task_events_notify_the_right_user_only(database_url: str) -> None
 
 async def test_unread_filter_count_mark_read_and_read_all(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob = people["ada"], people["bob"]
         tasks = [await _post(client, ada, reward_points=50) for _ in range(3)]
         for task in tasks:
@@ -123,9 +99,9 @@ async def test_unread_filter_count_mark_read_and_read_all(database_url: str) -> 
         assert (await _inbox(client, ada))["total"] == 3
 
 
-async def test_the_taker_consents_and_the_poster_cancels_a_taken_task(database_url: str) -> None:
+async def test_the_taker_consents_and_the_poster_cancels_a_takentask_body(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob, eve = people["ada"], people["bob"], people["eve"]
         task = await _post(client, ada)
         path = f"{TASKS}/{task['id']}"
@@ -162,7 +138,7 @@ async def test_the_taker_consents_and_the_poster_cancels_a_taken_task(database_u
 
 async def test_an_admin_cancels_a_taken_task_without_consent_and_the_taker_is_told(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob, root = people["ada"], people["bob"], people["root"]
         task = await _post(client, ada)
         assert (await client.post(f"{TASKS}/{task['id']}/take", headers=bob)).status_code == 200
@@ -172,9 +148,9 @@ async def test_an_admin_cancels_a_taken_task_without_consent_and_the_taker_is_to
         assert _kinds(await _inbox(client, bob)) == [("task_cancelled", task["id"])]
 
 
-async def test_expiry_notifies_each_poster_once_per_expired_task(database_url: str) -> None:
+async def test_expiry_notifies_each_poster_once_per_expiredtask_body(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob = people["ada"], people["bob"]
         soon = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
         due = [await _post(client, ada, reward_points=50, deadline=soon) for _ in range(2)]

@@ -7,38 +7,10 @@ from typing import Any
 
 import httpx
 
-from tests.support import bearer, login, make_settings, register, running_app, set_role
+from tests.integration.task_harness import cast_of_users, moment, task_body
+from tests.support import make_settings, running_app
 
 TASKS = "/api/tasks"
-
-
-def _moment(**delta: float) -> str:
-    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
-
-
-def _task(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "title": "Assemble a bookshelf",
-        "description": "Flat-pack, five shelves.",
-        "category": "furniture",
-        "reward_points": 100,
-        "deadline": _moment(days=2),
-    }
-    body.update(overrides)
-    return body
-
-
-async def _people(client: httpx.AsyncClient, database_url: str) -> dict[str, dict[str, str]]:
-    """Authorization headers of root (admin), ada (250 points), bob and eve; and their ids under ``ids``."""
-    ids = {}
-    for name in ("root", "ada", "bob", "eve"):
-        ids[name] = (await register(client, name))["id"]
-    await set_role(database_url, "root", "admin")
-    people = {name: bearer(await login(client, name)) for name in ids}
-    grant = {"user_id": ids["ada"], "amount": 250, "reason": "welcome", "idempotency_key": "ada-1"}
-    response = await client.post("/api/admin/points/grant", json=grant, headers=people["root"])
-    assert response.status_code == 200, response.text
-    return people | {"ids": ids}
 
 
 async def _balance(client: httpx.AsyncClient, who: dict[str, str]) -> int:
@@ -47,7 +19,7 @@ async def _balance(client: httpx.AsyncClient, who: dict[str, str]) -> int:
 
 
 async def _post(client: httpx.AsyncClient, who: dict[str, str], **overrides: Any) -> dict[str, Any]:
-    response = await client.post(TASKS, json=_task(**overrides), headers=who)
+    response = await client.post(TASKS, json=task_body(**overrides), headers=who)
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -55,7 +27,7 @@ async def _post(client: httpx.AsyncClient, who: dict[str, str], **overrides: Any
 
 async def test_post_take_complete_moves_the_reward_to_the_taker(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob = people["ada"], people["bob"]
         task = await _post(client, ada)
         assert (task["status"], task["held_points"], task["taker_id"]) == ("open", 100, None)
@@ -79,9 +51,9 @@ async def test_post_take_complete_moves_the_reward_to_the_taker(database_url: st
         assert "completed" in again.json()["detail"]
 
 
-async def test_only_the_right_people_change_a_task(database_url: str) -> None:
+async def test_only_the_right_people_change_atask_body(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob, eve, root = people["ada"], people["bob"], people["eve"], people["root"]
         task = await _post(client, ada)
         path = f"{TASKS}/{task['id']}"
@@ -116,7 +88,7 @@ async def test_only_the_right_people_change_a_task(database_url: str) -> None:
 
 async def test_the_poster_cancels_an_open_task_and_gets_points_and_coupon_back(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, root = people["ada"], people["root"]
         template = {
             "name": "Task helper",
@@ -124,8 +96,8 @@ async def test_the_poster_cancels_an_open_task_and_gets_points_and_coupon_back(d
             "value": 30,
             "min_reward": 100,
             "total_quantity": 5,
-            "valid_from": _moment(hours=-1),
-            "valid_until": _moment(days=7),
+            "valid_from": moment(hours=-1),
+            "valid_until": moment(days=7),
             "coupon_valid_days": 14,
         }
         created = await client.post("/api/admin/coupon-templates", json=template, headers=root)
@@ -136,7 +108,7 @@ async def test_the_poster_cancels_an_open_task_and_gets_points_and_coupon_back(d
         task = await _post(client, ada, coupon_id=coupon_id)
         assert (task["held_points"], task["discount"], task["coupon_id"]) == (70, 30, coupon_id)
         assert await _balance(client, ada) == 180
-        reused = await client.post(TASKS, json=_task(coupon_id=coupon_id), headers=ada)
+        reused = await client.post(TASKS, json=task_body(coupon_id=coupon_id), headers=ada)
         assert (reused.status_code, reused.json()["code"]) == (409, "already_used")
 
         cancelled = await client.post(f"{TASKS}/{task['id']}/cancel", headers=ada)
@@ -151,20 +123,25 @@ async def test_the_poster_cancels_an_open_task_and_gets_points_and_coupon_back(d
 
 async def test_posting_refusals_create_nothing(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob = people["ada"], people["bob"]
-        poor = await client.post(TASKS, json=_task(), headers=bob)
+        poor = await client.post(TASKS, json=task_body(), headers=bob)
         assert (poor.status_code, poor.json()["code"]) == (409, "insufficient_points")
-        too_much = await client.post(TASKS, json=_task(reward_points=251), headers=ada)
+        too_much = await client.post(TASKS, json=task_body(reward_points=251), headers=ada)
         assert (too_much.status_code, too_much.json()["code"]) == (409, "insufficient_points")
 
-        past = await client.post(TASKS, json=_task(deadline=_moment(hours=-1)), headers=ada)
+        past = await client.post(TASKS, json=task_body(deadline=moment(hours=-1)), headers=ada)
         assert (past.status_code, past.json()["code"]) == (422, "invalid_task")
-        blank = await client.post(TASKS, json=_task(title="   "), headers=ada)
+        blank = await client.post(TASKS, json=task_body(title="   "), headers=ada)
         assert (blank.status_code, blank.json()["code"]) == (422, "invalid_task")
-        for bad in (_task(reward_points=0), _task(reward_points=2_000_000), _task(title=""), _task(extra=1)):
+        for bad in (
+            task_body(reward_points=0),
+            task_body(reward_points=2_000_000),
+            task_body(title=""),
+            task_body(extra=1),
+        ):
             assert (await client.post(TASKS, json=bad, headers=ada)).status_code == 400
-        naive = _task(deadline=(datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat())
+        naive = task_body(deadline=(datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat())
         assert (await client.post(TASKS, json=naive, headers=ada)).status_code == 400
 
         page = (await client.get(TASKS, headers=ada)).json()
@@ -174,12 +151,12 @@ async def test_posting_refusals_create_nothing(database_url: str) -> None:
 
 async def test_listing_filters_sorts_and_pages(database_url: str) -> None:
     async with running_app(make_settings(database_url)) as (_, client):
-        people = await _people(client, database_url)
+        people = await cast_of_users(client, database_url)
         ada, bob = people["ada"], people["bob"]
         ids = people["ids"]
-        first = await _post(client, ada, reward_points=30, category="Garden", deadline=_moment(days=5))
-        second = await _post(client, ada, reward_points=10, deadline=_moment(days=9))
-        third = await _post(client, ada, reward_points=20, deadline=_moment(days=1))
+        first = await _post(client, ada, reward_points=30, category="Garden", deadline=moment(days=5))
+        second = await _post(client, ada, reward_points=10, deadline=moment(days=9))
+        third = await _post(client, ada, reward_points=20, deadline=moment(days=1))
         assert (await client.post(f"{TASKS}/{third['id']}/take", headers=bob)).status_code == 200
 
         async def ids_of(query: str) -> tuple[list[str], int]:
