@@ -21,8 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.domain.coupons.service import CouponService
 from app.domain.points.service import PointsPolicy, PointsService
+from app.domain.tasks.service import TaskService
 from app.infra.db.coupons import SqlCouponRepository
+from app.infra.db.notifications import SqlNotifications
 from app.infra.db.points import SqlPointsLedger
+from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +47,15 @@ def coupon_service(session: AsyncSession) -> CouponService:
     uow = SessionUnitOfWork(session)
     points = PointsService(SqlPointsLedger(session), uow, SystemClock(), POLICY)
     return CouponService(SqlCouponRepository(session), points, uow, SystemClock())
+
+
+def task_service(session: AsyncSession) -> TaskService:
+    """Wired as the application wires it, without the WebSocket push after commit (the rows are the same)."""
+    uow = SessionUnitOfWork(session)
+    clock = SystemClock()
+    points = PointsService(SqlPointsLedger(session), uow, clock, POLICY)
+    coupons = CouponService(SqlCouponRepository(session), points, uow, clock)
+    return TaskService(SqlTaskRepository(session), points, coupons, SqlNotifications(session, clock), uow, clock)
 
 
 def rss_mb() -> float:

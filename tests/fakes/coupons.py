@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
@@ -186,6 +187,9 @@ class InMemoryCoupons:
         released = replace(coupon, status=status, used_at=None, task_id=None)
         self.coupons[coupon_id] = released
         return released
+
+    async def release_many(self, uses: Sequence[tuple[UUID, UUID]], now: datetime) -> int:
+        return sum([await self.release(coupon_id, task_id, now) is not None for coupon_id, task_id in uses])
 
     async def list_owned(
         self, owner_id: UUID, filters: CouponFilter, now: datetime, limit: int, offset: int

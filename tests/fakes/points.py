@@ -28,7 +28,23 @@ class _StoredLot:
     amount: int
     remaining: int
     expires_at: datetime
-    expired: bool = False
+    # the lot's expire entry, set once by the sweep (as the SQL ledger keeps it on the lot)
+    expired_at: datetime | None = None
+    expired_amount: int | None = None
+
+    def expire_entry(self) -> PointTransaction | None:
+        if self.expired_amount is None or self.expired_at is None:
+            return None
+        return PointTransaction(
+            id=self.id,
+            user_id=self.user_id,
+            kind=TransactionKind.EXPIRE,
+            amount=-self.expired_amount,
+            reason="expired",
+            reference=None,
+            idempotency_key=None,
+            created_at=self.expired_at,
+        )
 
 
 class InMemoryPointsLedger:
@@ -90,44 +106,59 @@ class InMemoryPointsLedger:
     async def set_hold_status(self, hold_id: UUID, status: HoldStatus, now: datetime) -> None:
         self.holds[hold_id] = replace(self.holds[hold_id], status=status)
 
+    async def release_holds(self, hold_ids: Sequence[UUID], now: datetime) -> list[Hold]:
+        released = [
+            hold
+            for hold_id in dict.fromkeys(hold_ids)
+            if (hold := self.holds.get(hold_id)) is not None and hold.status is HoldStatus.HELD
+        ]
+        for hold in released:
+            self.holds[hold.id] = replace(hold, status=HoldStatus.RELEASED)
+            await self.insert_transaction(
+                NewTransaction(
+                    user_id=hold.user_id,
+                    kind=TransactionKind.RELEASE,
+                    amount=hold.amount,
+                    reason="release",
+                    reference=hold.reference,
+                    idempotency_key=None,
+                    fingerprint=None,
+                    created_at=now,
+                    hold_id=hold.id,
+                )
+            )
+            for allocation in hold.allocations:
+                await self.add_lot(hold.user_id, allocation.amount, allocation.expires_at, now)
+        return released
+
     async def balance(self, user_id: UUID, now: datetime, expiring_until: datetime) -> tuple[int, int]:
         lots = [lot for lot in self.lots.values() if lot.user_id == user_id and lot.remaining > 0]
         expiring = sum(lot.remaining for lot in lots if now < lot.expires_at <= expiring_until)
         return sum(lot.remaining for lot in lots), expiring
 
+    def entries(self) -> list[PointTransaction]:
+        """The whole ledger: the transactions and the expire entries of expired lots."""
+        expired = [entry for lot in self.lots.values() if (entry := lot.expire_entry()) is not None]
+        return [transaction for transaction, _ in self.transactions] + expired
+
     async def list_transactions(
         self, user_id: UUID, filters: TransactionFilter, limit: int, offset: int
     ) -> tuple[list[PointTransaction], int]:
         matching = [
-            transaction
-            for transaction, _ in reversed(self.transactions)
-            if transaction.user_id == user_id
-            and (not filters.kinds or transaction.kind in filters.kinds)
-            and (filters.since is None or transaction.created_at >= filters.since)
-            and (filters.until is None or transaction.created_at < filters.until)
+            entry
+            for entry in self.entries()
+            if entry.user_id == user_id
+            and (not filters.kinds or entry.kind in filters.kinds)
+            and (filters.since is None or entry.created_at >= filters.since)
+            and (filters.until is None or entry.created_at < filters.until)
         ]
+        matching.sort(key=lambda entry: (entry.created_at, entry.id), reverse=True)
         return matching[offset : offset + limit], len(matching)
 
     async def expire_due(self, now: datetime, batch_size: int) -> int:
         due = [lot for lot in self.lots.values() if lot.remaining > 0 and lot.expires_at <= now][:batch_size]
         for lot in due:
-            self.transactions.append(
-                (
-                    PointTransaction(
-                        id=uuid.uuid4(),
-                        user_id=lot.user_id,
-                        kind=TransactionKind.EXPIRE,
-                        amount=-lot.remaining,
-                        reason="expired",
-                        reference=None,
-                        idempotency_key=None,
-                        created_at=now,
-                    ),
-                    None,
-                )
-            )
-            lot.remaining = 0
-            lot.expired = True
+            lot.expired_amount, lot.expired_at, lot.remaining = lot.remaining, now, 0
         return len(due)
 
     # invariant helpers for tests
@@ -135,4 +166,4 @@ class InMemoryPointsLedger:
         return sum(lot.remaining for lot in self.lots.values() if lot.user_id == user_id)
 
     def ledger_total(self, user_id: UUID) -> int:
-        return sum(transaction.amount for transaction, _ in self.transactions if transaction.user_id == user_id)
+        return sum(entry.amount for entry in self.entries() if entry.user_id == user_id)

@@ -16,8 +16,8 @@ from app.domain.coupons.service import CouponService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.users.model import Principal, Role
 from app.infra.db.coupons import SqlCouponRepository
-from app.infra.db.points import SqlPointsLedger
-from app.infra.db.tables import PointTransactionRecord, UserRecord
+from app.infra.db.points import SqlPointsLedger, ledger_entries
+from app.infra.db.tables import UserRecord
 from app.infra.db.unit_of_work import SessionUnitOfWork
 
 T = TypeVar("T")
@@ -103,10 +103,9 @@ class Coupons:
         async with self.sessions() as session:
             points = PointsService(SqlPointsLedger(session), SessionUnitOfWork(session), self.clock, POLICY)
             balance = (await points.summary(user_id)).balance
+            entries = ledger_entries().subquery()
             ledger = await session.scalar(
-                select(func.coalesce(func.sum(PointTransactionRecord.amount), 0)).where(
-                    PointTransactionRecord.user_id == user_id
-                )
+                select(func.coalesce(func.sum(entries.c.amount), 0)).where(entries.c.user_id == user_id)
             )
         return balance, int(ledger or 0)
 

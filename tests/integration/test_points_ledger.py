@@ -7,17 +7,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from app.domain.points.model import TransactionFilter, TransactionKind
 from app.domain.points.service import InsufficientPoints, PointsPolicy, PointsService
 from app.domain.users.model import NewUser
-from app.infra.db.points import SqlPointsLedger
-from app.infra.db.tables import PointLotRecord, PointTransactionRecord
+from app.infra.db.points import _EXPIRE_BATCH_POSTGRES, SqlPointsLedger, ledger_entries
+from app.infra.db.tables import PointLotRecord
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import SqlUserRepository
 
@@ -64,10 +64,9 @@ class Ledger:
             lots = await session.scalar(
                 select(func.coalesce(func.sum(PointLotRecord.remaining), 0)).where(PointLotRecord.user_id == user_id)
             )
+            entries = ledger_entries().subquery()
             ledger = await session.scalar(
-                select(func.coalesce(func.sum(PointTransactionRecord.amount), 0)).where(
-                    PointTransactionRecord.user_id == user_id
-                )
+                select(func.coalesce(func.sum(entries.c.amount), 0)).where(entries.c.user_id == user_id)
             )
         return balance, int(lots or 0), int(ledger or 0)
 
@@ -143,6 +142,80 @@ async def test_expire_due_expires_each_lot_once_with_one_transaction(database_ur
         assert sorted(t.amount for t in page) == [-20, -5]
 
 
+async def test_expire_entries_kept_on_lots_read_as_ledger_transactions(database_url: str) -> None:
+    start = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    clock = FixedClock(start)
+    async with ledger_on(database_url, clock) as ledger:
+        user, other = await ledger.user(), await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 10, expires_at=start + timedelta(days=1)))
+        await ledger.run(lambda s: s.grant(other, 5, expires_at=start + timedelta(days=1)))
+        clock.current += timedelta(minutes=1)
+        await ledger.run(lambda s: s.grant(user, 20, expires_at=start + timedelta(days=2)))
+        clock.current += timedelta(hours=1)
+        await ledger.run(lambda s: s.spend(user, 4))  # 6 left in the first lot
+        first_sweep = start + timedelta(days=1, minutes=1)
+        assert await ledger.run(lambda s: s.expire_due(first_sweep, 10)) == 2
+        clock.current = first_sweep + timedelta(hours=1)
+        await ledger.run(lambda s: s.grant(user, 7))
+        second_sweep = start + timedelta(days=2, minutes=1)
+        assert await ledger.run(lambda s: s.expire_due(second_sweep, 10)) == 1
+
+        everything, total = await ledger.run(lambda s: s.transactions(user, TransactionFilter(), 100, 0))
+        assert total == 6
+        assert [(t.kind.value, t.amount, t.created_at) for t in everything] == [
+            ("expire", -20, second_sweep),
+            ("grant", 7, first_sweep + timedelta(hours=1)),
+            ("expire", -6, first_sweep),
+            ("spend", -4, start + timedelta(minutes=61)),
+            ("grant", 20, start + timedelta(minutes=1)),
+            ("grant", 10, start),
+        ]
+        expire_entries = [t for t in everything if t.kind is TransactionKind.EXPIRE]
+        assert {(t.reason, t.reference, t.idempotency_key, t.hold_id) for t in expire_entries} == {
+            ("expired", None, None, None)
+        }
+        async with ledger.sessions() as session:
+            expired_lots = await session.execute(
+                select(PointLotRecord.id, PointLotRecord.expired_amount, PointLotRecord.expired_at).where(
+                    PointLotRecord.user_id == user, PointLotRecord.expired_amount.is_not(None)
+                )
+            )
+            # each entry is its lot: same id, what the lot held when it expired, when it expired
+            assert sorted(tuple(row) for row in expired_lots) == sorted(
+                (t.id, -t.amount, t.created_at) for t in expire_entries
+            )
+        assert await ledger.totals(user) == (7, 7, 7)
+        assert await ledger.totals(other) == (0, 0, 0)
+
+        # pages of any size are slices of the same order, across both parts of the ledger
+        for limit in (1, 2, 4):
+            pages = []
+            for offset in range(0, 6, limit):
+                page, page_total = await ledger.run(
+                    lambda s, o=offset, n=limit: s.transactions(user, TransactionFilter(), n, o)
+                )
+                assert page_total == 6
+                pages.extend(page)
+            assert pages == everything
+
+        async def listed(filters: TransactionFilter) -> tuple[list[tuple[str, int]], int]:
+            page, count = await ledger.run(lambda s: s.transactions(user, filters, 100, 0))
+            return [(t.kind.value, t.amount) for t in page], count
+
+        assert await listed(_kinds(TransactionKind.EXPIRE)) == ([("expire", -20), ("expire", -6)], 2)
+        assert await listed(_kinds(TransactionKind.GRANT)) == ([("grant", 7), ("grant", 20), ("grant", 10)], 3)
+        assert await listed(_kinds(TransactionKind.EXPIRE, TransactionKind.SPEND)) == (
+            [("expire", -20), ("expire", -6), ("spend", -4)],
+            3,
+        )
+        window = TransactionFilter(since=first_sweep, until=second_sweep)
+        assert await listed(window) == ([("grant", 7), ("expire", -6)], 2)
+        late_expiries = TransactionFilter(kinds=frozenset({TransactionKind.EXPIRE}), since=first_sweep + timedelta(1))
+        assert await listed(late_expiries) == ([("expire", -20)], 1)
+        theirs, their_total = await ledger.run(lambda s: s.transactions(other, TransactionFilter(), 100, 0))
+        assert ([(t.kind.value, t.amount) for t in theirs], their_total) == ([("expire", -5), ("grant", 5)], 2)
+
+
 def _kinds(*kinds: TransactionKind) -> TransactionFilter:
     return TransactionFilter(kinds=frozenset(kinds))
 
@@ -211,8 +284,13 @@ async def test_overlapping_expiry_sweeps_expire_every_lot_once(pg_url: str) -> N
         counts = await asyncio.gather(*(sweep() for _ in range(4)))
         assert sum(counts) == 200
         async with ledger.sessions() as session:
-            expire_rows = await session.scalar(select(func.count()).where(PointTransactionRecord.kind == "expire"))
-        assert expire_rows == 200
+            entries = ledger_entries().subquery()
+            expire_entries = (
+                await session.execute(select(entries.c.lot_id, entries.c.amount).where(entries.c.kind == "expire"))
+            ).all()
+            lots = (await session.execute(select(PointLotRecord.id, PointLotRecord.amount))).all()
+        # one expire entry per lot, of all it held
+        assert sorted((lot_id, -amount) for lot_id, amount in expire_entries) == sorted(lots)
         for user in users:
             assert await ledger.totals(user) == (0, 0, 0)
 
@@ -221,15 +299,45 @@ async def test_overlapping_expiry_sweeps_expire_every_lot_once(pg_url: str) -> N
 async def test_a_sweep_with_nothing_due_uses_an_index(pg_url: str) -> None:
     async with ledger_on(pg_url) as ledger, ledger.sessions() as session:
         await session.execute(text("SET enable_seqscan = off"))
+        # the very statement of a batch (EXPLAIN does not run it)
         plan = "\n".join(
             row[0]
             for row in await session.execute(
-                text(
-                    "EXPLAIN SELECT id FROM point_lots WHERE remaining > 0 AND expires_at <= now() "
-                    "ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
-                )
+                text(f"EXPLAIN {_EXPIRE_BATCH_POSTGRES.text}"), {"now": datetime.now(UTC), "batch_size": 1000}
             )
         )
         # Either partial index on spendable lots serves it (the planner picks by statistics); never a table scan.
         assert "Seq Scan" not in plan
         assert "ix_point_lots_due" in plan or "ix_point_lots_user_spendable" in plan
+        # and the batch reaches its rows by their addresses, not by joining the table on id
+        assert "Tid Scan" in plan, plan
+
+
+@pytest.mark.postgres
+async def test_the_ledger_page_reads_both_parts_through_their_indexes(pg_url: str) -> None:
+    clock = FixedClock()
+    async with ledger_on(pg_url, clock) as ledger:
+        user = await ledger.user()
+        await ledger.run(lambda s: s.grant(user, 10, expires_at=clock.now() + timedelta(days=1)))
+        statements: list[tuple[str, Any]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+            statements.append((statement, parameters))
+
+        event.listen(ledger.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await ledger.run(lambda s: s.transactions(user, TransactionFilter(), 20, 0))
+        finally:
+            event.remove(ledger.engine.sync_engine, "before_cursor_execute", record)
+        reads = [(statement, parameters) for statement, parameters in statements if "point_lots" in statement]
+        assert len(reads) == 2  # the page, then the count of expire entries
+        async with ledger.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            await raw.execute("SET enable_seqscan = off")
+            for statement, parameters in reads:
+                plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN {statement}", *parameters))
+                assert "Seq Scan" not in plan, plan
+                assert "ix_point_lots_user_expired" in plan, plan
+            page_plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN {reads[0][0]}", *reads[0][1]))
+            assert "ix_point_transactions_user_created" in page_plan, page_plan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -81,6 +82,10 @@ class CouponRepository(Protocol):
 
     async def release(self, coupon_id: UUID, task_id: UUID, now: datetime) -> Coupon | None:
         """Give back a coupon used by ``task_id`` (claimed again, or expired if its time ran out meanwhile)."""
+        ...
+
+    async def release_many(self, uses: Sequence[tuple[UUID, UUID]], now: datetime) -> int:
+        """``release`` of each ``(coupon_id, task_id)`` at once, in one statement; return how many were given back."""
         ...
 
     async def list_owned(

@@ -21,6 +21,7 @@ A coupon that belongs to someone else is answered exactly like an unknown one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from uuid import UUID
@@ -282,6 +283,11 @@ class CouponService:
         it was given back now (``False``: it is not, or no longer, used by that task).
         """
         return await self._coupons.release(coupon_id, task_id, self._clock.now()) is not None
+
+    async def release_many_from_tasks(self, uses: Sequence[tuple[UUID, UUID]]) -> int:
+        """``release_from_task`` of each ``(coupon_id, task_id)``, at once. Does not commit. Returns how many
+        were given back now."""
+        return await self._coupons.release_many(uses, self._clock.now())
 
     async def _why_not_usable(
         self, coupon_id: UUID, user_id: UUID, kind: CouponKind, now: datetime, reward: int | None = None

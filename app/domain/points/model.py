@@ -8,6 +8,10 @@ at every commit:
 
 Points held for a task leave the lots (a ``hold`` transaction, negative) and come
 back as new lots on ``release`` or go to another user on ``capture``.
+
+The ``expire`` transaction of a lot is not written as a transaction of its own: the
+expired lot keeps it (what it held, and when it expired), and the ledger as read
+(``PointsLedger.list_transactions``) shows it among the others, once per lot.
 """
 
 from __future__ import annotations

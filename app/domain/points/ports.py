@@ -50,6 +50,15 @@ class PointsLedger(Protocol):
 
     async def set_hold_status(self, hold_id: UUID, status: HoldStatus, now: datetime) -> None: ...
 
+    async def release_holds(self, hold_ids: Sequence[UUID], now: datetime) -> list[Hold]:
+        """Release, at once, those of ``hold_ids`` still held; return them (as they were before).
+
+        For each: the hold becomes released, its allocations come back as new lots with the expiries
+        they had (as ``add_lot`` does), and a ``release`` transaction is recorded (as ``release`` does).
+        A constant number of statements whatever the number of holds; holds not held are left alone.
+        """
+        ...
+
     async def balance(self, user_id: UUID, now: datetime, expiring_until: datetime) -> tuple[int, int]:
         """(sum of remaining lots, the part of it expiring between ``now`` and ``expiring_until``)."""
         ...
@@ -57,12 +66,18 @@ class PointsLedger(Protocol):
     async def list_transactions(
         self, user_id: UUID, filters: TransactionFilter, limit: int, offset: int
     ) -> tuple[list[PointTransaction], int]:
-        """A page of the user's transactions, newest first, and the total count."""
+        """A page of the user's ledger, newest first (then by id), and the total count.
+
+        The ledger is the recorded transactions and one ``expire`` entry per expired lot
+        (id: the lot's; amount: what the lot held; time: when it expired).
+        """
         ...
 
     async def expire_due(self, now: datetime, batch_size: int) -> int:
-        """Expire up to ``batch_size`` due lots (one ``expire`` transaction each); return how many.
+        """Expire up to ``batch_size`` due lots; return how many.
 
-        Safe to run concurrently with itself and with debits: a lot is expired exactly once.
+        An expired lot is emptied and keeps what it held and when as its ``expire`` entry of the
+        ledger (see ``list_transactions``); nothing else is written. Safe to run concurrently with
+        itself and with debits: a lot is emptied, and so expired, exactly once.
         """
         ...

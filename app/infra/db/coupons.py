@@ -14,11 +14,26 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.dml import Update
 
 from app.domain.coupons.model import (
     AvailableCoupon,
@@ -145,38 +160,55 @@ def _locked_batch(due: Select[Any], name: str) -> CTE:
     return due.with_for_update(skip_locked=True).cte(name).prefix_with("MATERIALIZED", dialect="postgresql")
 
 
-def expire_coupons_statement(now: datetime.datetime, batch_size: int) -> ReturningUpdate[uuid.UUID]:
+# The sweeps update the plain tables: an UPDATE of the ORM entity goes through the ORM's bulk
+# path (session synchronisation) for nothing here, and a batch returns its count, not its ids.
+_COUPONS: Table = CouponRecord.__table__  # type: ignore[assignment]
+_TEMPLATES: Table = CouponTemplateRecord.__table__  # type: ignore[assignment]
+
+
+def expire_coupons_statement(now: datetime.datetime, batch_size: int) -> Update:
     """One batch of the coupon sweep: claimed coupons past their expiry become expired."""
+    claimed = _COUPONS.c.status == CouponStatus.CLAIMED.value
     due = _locked_batch(
-        select(_C.id)
-        .where(_C.status == CouponStatus.CLAIMED.value, _C.expires_at <= now)
-        .order_by(_C.expires_at)
+        select(_COUPONS.c.id)
+        .where(claimed, _COUPONS.c.expires_at <= now)
+        .order_by(_COUPONS.c.expires_at)
         .limit(batch_size),
         "due_coupons",
     )
     return (
-        update(_C)
-        .where(_C.id.in_(select(due.c.id)), _C.status == CouponStatus.CLAIMED.value)
+        update(_COUPONS)
+        .where(_COUPONS.c.id.in_(select(due.c.id)), claimed)
         .values(status=CouponStatus.EXPIRED.value, expired_at=now)
-        .returning(_C.id)
     )
 
 
-def close_templates_statement(now: datetime.datetime, batch_size: int) -> ReturningUpdate[uuid.UUID]:
+def close_templates_statement(now: datetime.datetime, batch_size: int) -> Update:
     """One batch of the template sweep: active templates past their claim window close."""
+    active = _TEMPLATES.c.status == TemplateStatus.ACTIVE.value
     due = _locked_batch(
-        select(_T.id)
-        .where(_T.status == TemplateStatus.ACTIVE.value, _T.valid_until <= now)
-        .order_by(_T.valid_until)
+        select(_TEMPLATES.c.id)
+        .where(active, _TEMPLATES.c.valid_until <= now)
+        .order_by(_TEMPLATES.c.valid_until)
         .limit(batch_size),
         "due_templates",
     )
     return (
-        update(_T)
-        .where(_T.id.in_(select(due.c.id)), _T.status == TemplateStatus.ACTIVE.value)
+        update(_TEMPLATES)
+        .where(_TEMPLATES.c.id.in_(select(due.c.id)), active)
         .values(status=TemplateStatus.CLOSED.value, closed_at=now, updated_at=now)
-        .returning(_T.id)
     )
+
+
+def _given_back(now: datetime.datetime) -> dict[str, Any]:
+    """What giving back a used coupon writes: claimed again, or expired if its time ran out meanwhile."""
+    still_valid = _C.expires_at > now
+    return {
+        "status": case((still_valid, CouponStatus.CLAIMED.value), else_=CouponStatus.EXPIRED.value),
+        "expired_at": case((still_valid, None), else_=literal(now, _C.expired_at.type)),
+        "used_at": None,
+        "task_id": None,
+    }
 
 
 class SqlCouponRepository:
@@ -349,20 +381,24 @@ class SqlCouponRepository:
         return None if row is None else _to_coupon(row)
 
     async def release(self, coupon_id: uuid.UUID, task_id: uuid.UUID, now: datetime.datetime) -> Coupon | None:
-        still_valid = _C.expires_at > now
         statement = (
             update(_C)
             .where(_C.id == coupon_id, _C.task_id == task_id, _C.status == CouponStatus.USED.value)
-            .values(
-                status=case((still_valid, CouponStatus.CLAIMED.value), else_=CouponStatus.EXPIRED.value),
-                expired_at=case((still_valid, None), else_=literal(now, _C.expired_at.type)),
-                used_at=None,
-                task_id=None,
-            )
+            .values(**_given_back(now))
             .returning(*_COUPON_COLUMNS)
         )
         row = (await self._session.execute(statement)).first()
         return None if row is None else _to_coupon(row)
+
+    async def release_many(self, uses: Sequence[tuple[uuid.UUID, uuid.UUID]], now: datetime.datetime) -> int:
+        if not uses:
+            return 0
+        statement = (
+            update(_C)
+            .where(tuple_(_C.id, _C.task_id).in_(list(uses)), _C.status == CouponStatus.USED.value)
+            .values(**_given_back(now))
+        )
+        return int((await self._session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
     async def list_owned(
         self, owner_id: uuid.UUID, filters: CouponFilter, now: datetime.datetime, limit: int, offset: int
@@ -384,7 +420,15 @@ class SqlCouponRepository:
         return [_to_coupon(row) for row in rows], int(total)
 
     async def expire_due_coupons(self, now: datetime.datetime, batch_size: int) -> int:
-        return len((await self._session.execute(expire_coupons_statement(now, batch_size))).all())
+        return await self._changed(expire_coupons_statement(now, batch_size))
 
     async def close_due_templates(self, now: datetime.datetime, batch_size: int) -> int:
-        return len((await self._session.execute(close_templates_statement(now, batch_size))).all())
+        return await self._changed(close_templates_statement(now, batch_size))
+
+    async def _changed(self, statement: Update) -> int:
+        """Run a sweep's batch and count the rows it changed: the row count on PostgreSQL; SQLite's
+        driver reports none for an UPDATE that starts with a CTE, so there the rows are returned."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            result = await self._session.execute(statement)
+            return int(result.rowcount)  # type: ignore[attr-defined]
+        return len((await self._session.execute(statement.returning(literal(1)))).all())
