@@ -105,7 +105,7 @@ async def test_fifty_simultaneous_takes_of_one_task_one_taker(pg_url: str) -> No
 
 
 async def test_takes_racing_the_expiry_job_never_both_take_and_cancel(pg_url: str) -> None:
-    rounds = 200
+    rounds = 1000  # QUALITY R5: racing the expiry job 1,000 times
     async with tasks_on(pg_url) as tasks:
         (poster,) = await tasks.funded(1, 100 * rounds)
         (taker,) = await tasks.world.users(1)
