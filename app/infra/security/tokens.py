@@ -32,3 +32,22 @@ class JwtAccessTokenIssuer:
             "role": user.role.value,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), self._ttl_seconds
+
+    def verify(self, token: str) -> uuid.UUID | None:
+        """The user id of a valid access token (signature, expiry, issuer, audience, claims), else ``None``.
+
+        The HTTP API verifies tokens in Litestar's JWT middleware; this is for the
+        WebSocket, whose token arrives in its first message.
+        """
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+            return uuid.UUID(str(claims["sub"]))
+        except (jwt.PyJWTError, ValueError):
+            return None
