@@ -1,0 +1,1 @@
+"""Periodic jobs: what runs, when, and the one domain use case each run calls."""

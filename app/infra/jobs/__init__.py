@@ -1,0 +1,1 @@
+"""Adapters that run the job catalogue: taskiq scheduler and workers over Redis, or in-process."""
