@@ -11,7 +11,7 @@ export LITESTAR_APP := app.main:create_app
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run migrate test lint types contracts pytest openapi worker-help clean
+.PHONY: install install-bench run migrate test lint types contracts pytest openapi worker-help worker scheduler clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -20,12 +20,16 @@ $(UV):
 install: $(UV)
 	$(UV) sync --locked --python $(PYTHON) --quiet
 
+# The benchmarks' extras too (the FastAPI peer of bench/http.py, py-spy); `make install` removes them again.
+install-bench: $(UV)
+	$(UV) sync --locked --group bench --python $(PYTHON) --quiet
+
 migrate: install
 	$(BIN)/litestar database upgrade --no-prompt
 
 run: migrate
 	$(BIN)/uvicorn app.main:create_app --factory --host $(HOST) --port $(PORT) \
-		--timeout-graceful-shutdown $(GRACEFUL_TIMEOUT) --no-access-log
+		--timeout-graceful-shutdown $(GRACEFUL_TIMEOUT) --no-access-log --ws-per-message-deflate false
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,6 +45,15 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint types contracts pytest
+
+# Periodic jobs with Redis (REDIS_URL set): run one scheduler (or more) and any number of workers.
+JOBS_WAIT_SECONDS ?= 20
+worker: install
+	$(BIN)/taskiq worker app.composition:worker_broker --workers 1 --no-configure-logging \
+		--wait-tasks-timeout $(JOBS_WAIT_SECONDS) --shutdown-timeout 30
+
+scheduler: install
+	$(BIN)/taskiq scheduler app.composition:job_scheduler --no-configure-logging
 
 openapi: install
 	$(BIN)/python -m app.openapi_export openapi.json

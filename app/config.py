@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -57,6 +58,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     invitation_lifetime_days: int = 30
     invitation_reward_inviter: int = 100
     invitation_reward_invitee: int = 50
+    support_max_chats_per_agent: int = 5
+    support_answer_timeout_seconds: int = 300
+    support_idle_timeout_seconds: int = 900
+    support_inactive_days: int = 7
+    support_retention_days: int = 90
     log_level: str = "INFO"
     log_json: bool | None = None
     log_requests: bool = True
@@ -64,6 +70,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_step_timeout_seconds: float = 5.0
     loop_bridge_timeout_seconds: float = 10.0
     enable_test_routes: bool = False
+    ws_auth_timeout_seconds: float = 5.0
+    ws_max_connections_per_user: int = 5
+    ws_ping_interval_seconds: float = 20.0
+    ws_idle_timeout_seconds: float = 60.0
+    ws_send_queue_size: int = 256
+    ws_send_timeout_seconds: float = 10.0
+    ws_max_message_bytes: int = 16384
+    jobs_in_process: bool = True
+    jobs_timezone: str = "UTC"
+    jobs_batch_size: int = 1000
+    jobs_shutdown_timeout_seconds: float = 4.0
+    jobs_send_timeout_seconds: float = 5.0
+    jobs_heartbeat_interval_seconds: float = 10.0
+    jobs_leader_retry_seconds: float = 15.0
+    jobs_metrics_port: int = 9100
+    jobs_every_seconds_override: int = 0
+    jobs_timeout_seconds_override: float = 0.0
 
     @property
     def is_production(self) -> bool:
@@ -109,6 +132,12 @@ SETTINGS_DOC: dict[str, str] = {
     "invitation_lifetime_days": "Validity of a new invitation code when the request names no `expires_at`.",
     "invitation_reward_inviter": "Points the inviter gets for each registration with their code (0: none).",
     "invitation_reward_invitee": "Points a new account gets for registering with a code (0: none).",
+    "support_max_chats_per_agent": "Concurrent chats an agent is given at most (an admin may set an agent's own).",
+    "support_answer_timeout_seconds": "An assigned chat whose user has waited this long for the agent goes back "
+    "to the queue, at its original place.",
+    "support_idle_timeout_seconds": "An assigned chat whose agent has waited this long for the user closes.",
+    "support_inactive_days": "An open chat without a message for this many days closes (daily cleanup).",
+    "support_retention_days": "A closed chat is deleted, with its messages, this many days after closing.",
     "log_level": "Root log level (`DEBUG`, `INFO`, `WARNING`, ...).",
     "log_json": "Force JSON logs on or off; default: JSON in production only.",
     "log_requests": "Log one line per HTTP request (method, route, status, duration; never bodies).",
@@ -116,6 +145,29 @@ SETTINGS_DOC: dict[str, str] = {
     "shutdown_step_timeout_seconds": "Upper bound of each ordered-shutdown step.",
     "loop_bridge_timeout_seconds": "Default timeout of a coroutine submitted from a thread to the event loop.",
     "enable_test_routes": "Mount `/api/_test/*` routes used by end-to-end tests. Refused in production.",
+    "ws_auth_timeout_seconds": "A WebSocket must send its `auth` message within this time, else it closes (4401).",
+    "ws_max_connections_per_user": "Open WebSockets per user; a new one beyond it closes the oldest with 4429.",
+    "ws_ping_interval_seconds": "The server sends a `ping` message to a WebSocket silent for this long.",
+    "ws_idle_timeout_seconds": "A WebSocket that sends nothing (not even `pong`) for this long is closed with 4408.",
+    "ws_send_queue_size": "Events queued per WebSocket; a client that falls further behind is dropped (4503).",
+    "ws_send_timeout_seconds": "Longest a single send to a WebSocket may take before the client is dropped (4503).",
+    "ws_max_message_bytes": "Largest message a client may send over the WebSocket (larger: closed with 1009).",
+    "jobs_in_process": "Without `REDIS_URL`, run the periodic jobs inside the API (one elected process). `false`: "
+    "no jobs run at all (for tests, or when another deployment runs them).",
+    "jobs_timezone": "IANA time zone of the daily jobs' times (02:00 chat cleanup, 03:00 expert bios).",
+    "jobs_batch_size": "Rows a job changes per transaction; a job works off a backlog batch after batch.",
+    "jobs_shutdown_timeout_seconds": "In-process jobs: how long shutdown waits for running jobs before cancelling "
+    "them (below `SHUTDOWN_STEP_TIMEOUT_SECONDS`).",
+    "jobs_send_timeout_seconds": "Scheduler: longest an enqueue may take; a failed or late one is counted and logged.",
+    "jobs_heartbeat_interval_seconds": "Scheduler and workers write a heartbeat this often; three missed = stale.",
+    "jobs_leader_retry_seconds": "In-process jobs: how often a standby API process tries to take over the jobs "
+    "(and the leader checks it still holds the lock).",
+    "jobs_metrics_port": "Port of the `/metrics` endpoint of a scheduler or worker process (the N-th child of "
+    "`taskiq worker --workers` adds N; 0: off).",
+    "jobs_every_seconds_override": "Tests and local runs: every job runs every N seconds instead of its cadence "
+    "(0: the catalogue's cadences). Refused in production.",
+    "jobs_timeout_seconds_override": "Tests and local runs: every job's time limit in seconds (0: the catalogue's "
+    "limits). Refused in production.",
 }
 
 _LOG_LEVELS = {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}
@@ -174,17 +226,41 @@ def _validate(settings: Settings) -> None:
         "points_lifetime_days",
         "invitation_max_active_per_user",
         "invitation_lifetime_days",
+        "support_max_chats_per_agent",
+        "support_answer_timeout_seconds",
+        "support_idle_timeout_seconds",
+        "support_inactive_days",
+        "support_retention_days",
         "login_rate_limit_per_account",
         "login_rate_limit_per_address",
         "health_check_timeout_seconds",
         "shutdown_step_timeout_seconds",
         "loop_bridge_timeout_seconds",
+        "ws_auth_timeout_seconds",
+        "ws_max_connections_per_user",
+        "ws_ping_interval_seconds",
+        "ws_idle_timeout_seconds",
+        "ws_send_queue_size",
+        "ws_send_timeout_seconds",
+        "ws_max_message_bytes",
+        "jobs_batch_size",
+        "jobs_shutdown_timeout_seconds",
+        "jobs_send_timeout_seconds",
+        "jobs_heartbeat_interval_seconds",
+        "jobs_leader_retry_seconds",
     )
     for name in positive:
         value = getattr(settings, name)
         if not math.isfinite(value) or value <= 0:
             raise SettingsError(f"{name.upper()} must be a finite number greater than zero")
-    for name in ("database_max_overflow", "invitation_reward_inviter", "invitation_reward_invitee"):
+    for name in (
+        "database_max_overflow",
+        "invitation_reward_inviter",
+        "invitation_reward_invitee",
+        "jobs_metrics_port",
+        "jobs_every_seconds_override",
+        "jobs_timeout_seconds_override",
+    ):
         if getattr(settings, name) < 0:
             raise SettingsError(f"{name.upper()} must not be negative")
     if settings.argon2_memory_cost_kib < 8 * settings.argon2_parallelism:
@@ -193,12 +269,32 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
     if settings.redis_url is not None and not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+    if settings.ws_idle_timeout_seconds <= settings.ws_ping_interval_seconds:
+        raise SettingsError("WS_IDLE_TIMEOUT_SECONDS must be greater than WS_PING_INTERVAL_SECONDS")
+    _validate_jobs(settings)
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if len(settings.jwt_secret) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")
     if settings.is_production:
         _validate_production(settings)
+
+
+def _validate_jobs(settings: Settings) -> None:
+    try:
+        ZoneInfo(settings.jobs_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"JOBS_TIMEZONE must be an IANA time zone such as Europe/Paris, got {settings.jobs_timezone!r}"
+        ) from None
+    if settings.jobs_shutdown_timeout_seconds >= settings.shutdown_step_timeout_seconds:
+        raise SettingsError("JOBS_SHUTDOWN_TIMEOUT_SECONDS must be below SHUTDOWN_STEP_TIMEOUT_SECONDS")
+    if settings.jobs_metrics_port > 65535:
+        raise SettingsError("JOBS_METRICS_PORT must be a TCP port (0 to 65535)")
+    if settings.is_production and (settings.jobs_every_seconds_override or settings.jobs_timeout_seconds_override):
+        raise SettingsError(
+            "JOBS_EVERY_SECONDS_OVERRIDE and JOBS_TIMEOUT_SECONDS_OVERRIDE are for tests, not production"
+        )
 
 
 def _validate_production(settings: Settings) -> None:

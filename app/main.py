@@ -8,7 +8,10 @@ Litestar CLI call it as a factory (``app.main:create_app``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -26,9 +29,10 @@ from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, close_all_sessions
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, close_all_sessions
 
 from app import __version__
+from app.api.controllers.activities import ActivitiesController
 from app.api.controllers.admin import AdminUsersController
 from app.api.controllers.auth import AuthController
 from app.api.controllers.coupons import AdminCouponTemplatesController, CouponsController
@@ -37,13 +41,18 @@ from app.api.controllers.health import HealthController, ReadinessChecks
 from app.api.controllers.invitations import InvitationsController
 from app.api.controllers.notifications import NotificationsController
 from app.api.controllers.points import AdminPointsController, PointsController
+from app.api.controllers.realtime import realtime_socket
+from app.api.controllers.stats import UserStatsController
+from app.api.controllers.support import AdminSupportController, SupportAgentsController, SupportChatsController
 from app.api.controllers.tasks import TasksController
 from app.api.controllers.testing import SlowDatabaseWork, TestRoutesController
 from app.api.controllers.users import UsersController
 from app.api.errors import EXCEPTION_HANDLERS, database_error_handler
 from app.api.security import build_jwt_auth
 from app.cli import UsersCLIPlugin
+from app.composition import api_jobs
 from app.config import Environment, Settings, load_settings
+from app.domain.activities.service import ActivityService
 from app.domain.coupons.service import CouponService
 from app.domain.experts.service import ExpertService
 from app.domain.invitations.model import InvitationPolicy
@@ -51,11 +60,17 @@ from app.domain.invitations.service import InvitationService
 from app.domain.notifications.service import NotificationService
 from app.domain.points.service import PointsPolicy, PointsService
 from app.domain.shared.clock import SystemClock
+from app.domain.shared.errors import FieldIssue, Unauthenticated, ValidationFailed
+from app.domain.shared.events import EventPublisher, UserEvent
 from app.domain.shared.ports import Clock, RateLimiter
+from app.domain.stats.service import StatsService
+from app.domain.support.model import SupportPolicy
+from app.domain.support.service import SupportService
 from app.domain.tasks.service import TaskService
-from app.domain.users.model import User
+from app.domain.users.model import Principal, User
 from app.domain.users.service import AuthService, LoginLimits, UserService
-from app.infra.db.config import database_config
+from app.infra.db.activities import SqlActivityRepository
+from app.infra.db.config import database_config, probe_timeout
 from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.errors import is_database_unavailable
 from app.infra.db.experts import SqlExpertRepository
@@ -63,16 +78,23 @@ from app.infra.db.health import ping_database
 from app.infra.db.invitations import SqlInvitationRepository
 from app.infra.db.notifications import SqlNotifications
 from app.infra.db.points import SqlPointsLedger
+from app.infra.db.stats import SqlStatsRepository
+from app.infra.db.support import SqlAgentRepository, SqlChatRepository
 from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
-from app.infra.db.users import SqlRefreshTokenStore, SqlUserRepository, load_active_user
+from app.infra.db.users import ActiveUserLoader, SqlRefreshTokenStore, SqlUserRepository
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
 from app.infra.observability.logging import RequestLogging, configure_logging
 from app.infra.observability.metrics import mark_process_dead_if_multiprocess
 from app.infra.ratelimit.memory import InMemoryRateLimiter
 from app.infra.ratelimit.redis import RedisRateLimiter
+from app.infra.realtime.after_commit import AfterCommitEvents
+from app.infra.realtime.connections import ConnectionManager
+from app.infra.realtime.fanout import LocalFanout, RedisFanout
+from app.infra.realtime.server import PING, Command, RealtimeServer
 from app.infra.security.passwords import Argon2PasswordHasher
 from app.infra.security.tokens import ALGORITHM, REQUIRED_CLAIMS, JwtAccessTokenIssuer
+from app.jobs_cli import JobsCLIPlugin
 
 
 class MetricsController(PrometheusController):
@@ -94,6 +116,17 @@ def _redis_client(settings: Settings) -> Redis | None:
         socket_connect_timeout=settings.redis_timeout_seconds,
         health_check_interval=30,
     )
+
+
+def _runtime(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Runtime:
+    """The lifecycle owner, with the shutdown steps of the shared resources (SPEC 6.2 order)."""
+    runtime = Runtime(LoopBridge(settings.loop_bridge_timeout_seconds), settings.shutdown_step_timeout_seconds)
+    runtime.on_shutdown(ShutdownPhase.CLOSE_SESSIONS, "close database sessions", close_all_sessions)
+    runtime.on_shutdown(ShutdownPhase.DISPOSE_DATABASE, "dispose database pool", engine.dispose)
+    if redis is not None:
+        runtime.on_shutdown(ShutdownPhase.CLOSE_REDIS, "close redis", redis.aclose)
+    runtime.on_shutdown(ShutdownPhase.FLUSH_METRICS, "mark metrics process dead", mark_process_dead_if_multiprocess)
+    return runtime
 
 
 def _readiness_checks(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> ReadinessChecks:
@@ -134,6 +167,221 @@ def _expert_service_provider(clock: Clock) -> Callable[[AsyncSession], ExpertSer
     return provide_expert_service
 
 
+def _support_policy(settings: Settings) -> SupportPolicy:
+    return SupportPolicy(
+        max_chats_per_agent=settings.support_max_chats_per_agent,
+        answer_timeout=timedelta(seconds=settings.support_answer_timeout_seconds),
+        idle_timeout=timedelta(seconds=settings.support_idle_timeout_seconds),
+        inactive_after=timedelta(days=settings.support_inactive_days),
+        retention=timedelta(days=settings.support_retention_days),
+    )
+
+
+def _support_service_provider(
+    clock: Clock, settings: Settings, events: EventPublisher
+) -> Callable[[AsyncSession], SupportService]:
+    """Chat events (``chat.message``, ``chat.assigned``, ...) go to the users' WebSockets through ``events``."""
+    policy = _support_policy(settings)
+
+    def provide_support_service(db_session: NamedDependency[AsyncSession]) -> SupportService:
+        return SupportService(
+            SqlChatRepository(db_session),
+            SqlAgentRepository(db_session),
+            SessionUnitOfWork(db_session),
+            clock,
+            events,
+            policy,
+        )
+
+    return provide_support_service
+
+
+def _activity_service_provider(
+    clock: Clock, points_policy: PointsPolicy, live: AfterCommitEvents
+) -> Callable[[AsyncSession], ActivityService]:
+    def provide_activity_service(db_session: NamedDependency[AsyncSession]) -> ActivityService:
+        uow = SessionUnitOfWork(db_session)
+        points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
+        notifier = SqlNotifications(db_session, clock, live)
+        return ActivityService(SqlActivityRepository(db_session), points, notifier, uow, clock)
+
+    return provide_activity_service
+
+
+def _stats_service_provider(clock: Clock) -> Callable[[AsyncSession], StatsService]:
+    def provide_stats_service(db_session: NamedDependency[AsyncSession]) -> StatsService:
+        return StatsService(SqlStatsRepository(db_session), SessionUnitOfWork(db_session), clock)
+
+    return provide_stats_service
+
+
+@dataclass(frozen=True, slots=True)
+class _RealtimeWiring:
+    server: RealtimeServer
+    publisher: EventPublisher
+    live: AfterCommitEvents
+    readiness: ReadinessChecks
+
+
+def _chat_commands(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: Clock,
+    events: EventPublisher,
+    load_user: Callable[[UUID], Awaitable[User | None]],
+) -> dict[str, Command]:
+    """``chat.send``, ``chat.typing`` and ``chat.read`` over the WebSocket: the same use cases as REST.
+
+    Each message gets a session of its own (a socket lives for hours; it must not hold a
+    connection), and the caller's account is read again, so a role change or a
+    deactivation applies to an open socket at once.
+    """
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    policy = _support_policy(settings)
+
+    async def principal(user_id: UUID) -> Principal:
+        user = await load_user(user_id)
+        if user is None:
+            raise Unauthenticated("The account is no longer active.", code="account_inactive")
+        return Principal.of(user)
+
+    def chat_id_of(message: Mapping[str, Any]) -> UUID:
+        try:
+            return UUID(str(message.get("chat_id")))
+        except ValueError:
+            issue = FieldIssue(code="invalid_uuid", message="Must be a chat id (UUID).", field="chat_id")
+            raise ValidationFailed("The command is not valid.", code="invalid_command", issues=(issue,)) from None
+
+    @asynccontextmanager
+    async def support() -> AsyncIterator[SupportService]:
+        async with sessions() as session:
+            yield SupportService(
+                SqlChatRepository(session),
+                SqlAgentRepository(session),
+                SessionUnitOfWork(session),
+                clock,
+                events,
+                policy,
+            )
+
+    async def send(user_id: UUID, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        chat_id, body = chat_id_of(message), message.get("body")
+        if not isinstance(body, str):
+            issue = FieldIssue(code="required", message="A text `body` is required.", field="body")
+            raise ValidationFailed("The message is not valid.", code="invalid_message", issues=(issue,))
+        async with support() as service:
+            sent = await service.send_message(chat_id, await principal(user_id), body)
+        return {"type": "chat.sent", "chat_id": str(chat_id), "message_id": str(sent.id), "seq": sent.seq}
+
+    async def typing(user_id: UUID, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        async with support() as service:
+            await service.notify_typing(chat_id_of(message), await principal(user_id))
+        return None
+
+    async def read(user_id: UUID, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        up_to = message.get("up_to_seq")
+        async with support() as service:
+            await service.mark_read(
+                await principal(user_id), chat_id_of(message), up_to if isinstance(up_to, int) else None
+            )
+        return None
+
+    return {"chat.send": send, "chat.typing": typing, "chat.read": read}
+
+
+def _realtime_wiring(
+    settings: Settings,
+    runtime: Runtime,
+    redis: Redis | None,
+    access_tokens: JwtAccessTokenIssuer,
+    load_user: Callable[[UUID], Awaitable[User | None]],
+    engine: AsyncEngine,
+    clock: Clock,
+) -> _RealtimeWiring:
+    """WebSockets: the connection manager, the fan-out (Redis when configured) and their lifecycle."""
+    manager = ConnectionManager(
+        max_per_user=settings.ws_max_connections_per_user,
+        queue_size=settings.ws_send_queue_size,
+        send_timeout=settings.ws_send_timeout_seconds,
+        ping_interval=settings.ws_ping_interval_seconds,
+        idle_timeout=settings.ws_idle_timeout_seconds,
+    )
+
+    async def authenticate(token: str) -> UUID | None:
+        user_id = access_tokens.verify(token)
+        return user_id if user_id is not None and await load_user(user_id) is not None else None
+
+    server = RealtimeServer(
+        manager,
+        authenticate,
+        auth_timeout=settings.ws_auth_timeout_seconds,
+        max_message_bytes=settings.ws_max_message_bytes,
+    )
+    publisher: EventPublisher
+    readiness: ReadinessChecks = {}
+    if redis is not None and settings.redis_url is not None:
+        fanout = RedisFanout(manager, settings.redis_url, redis, timeout=settings.redis_timeout_seconds)
+        publisher = fanout
+
+        async def subscribed() -> None:
+            if not fanout.listening.is_set():
+                raise ConnectionError("the fan-out subscription is not established")
+
+        readiness = {"websocket_fanout": subscribed}
+
+        async def listen() -> None:
+            runtime.spawn(fanout.run(), "websocket fan-out subscription")
+            # Start serving subscribed when Redis answers; if it does not, the subscription
+            # keeps retrying in the background and readiness says so.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.redis_timeout_seconds):
+                    await fanout.listening.wait()
+
+        runtime.on_startup("subscribe to websocket fan-out", listen)
+    else:
+        publisher = LocalFanout(manager)
+
+    async def ping() -> None:
+        runtime.spawn(manager.run_pinger(PING), "websocket pinger")
+
+    async def close_sockets() -> None:
+        await manager.close_all(wait_seconds=settings.shutdown_step_timeout_seconds / 2)
+
+    for message_type, command in _chat_commands(settings, engine, clock, publisher, load_user).items():
+        server.add_command(message_type, command)
+    runtime.on_startup("start websocket pinger", ping)
+    runtime.on_shutdown(ShutdownPhase.CLOSE_WEBSOCKETS, "close websockets", close_sockets)
+    return _RealtimeWiring(server, publisher, AfterCommitEvents(publisher, runtime.spawn), readiness)
+
+
+def _jobs(
+    settings: Settings, runtime: Runtime, engine: AsyncEngine, redis: Redis | None, realtime: _RealtimeWiring
+) -> ReadinessChecks:
+    """Periodic jobs: run in-process without Redis; with Redis, the taskiq processes' heartbeats join readiness."""
+    return api_jobs(settings, runtime, engine, redis, realtime.live, realtime.publisher)
+
+
+def _test_route_dependencies(publisher: EventPublisher) -> dict[str, Provide]:
+    """What the ``/api/_test`` routes need (mounted only with ``ENABLE_TEST_ROUTES``)."""
+
+    def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
+        async def work(seconds: float) -> None:
+            await db_session.execute(text("SELECT 1"))
+            await asyncio.sleep(seconds)
+            await db_session.execute(text("SELECT 1"))
+
+        return work
+
+    async def publish_test_events(user_id: UUID, count: int, size: int) -> None:
+        for n in range(count):
+            await publisher.publish((user_id,), UserEvent("test", {"n": n, "padding": "x" * size}))
+
+    return {
+        "slow_database_work": Provide(provide_slow_database_work, sync_to_thread=False),
+        "publish_test_events": Provide(lambda: publish_test_events, sync_to_thread=False),
+    }
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the service from ``settings`` (default: read from the environment)."""
     settings = settings or load_settings()
@@ -142,12 +390,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     db_config = database_config(settings)
     engine = db_config.get_engine()
     redis = _redis_client(settings)
-    runtime = Runtime(LoopBridge(settings.loop_bridge_timeout_seconds), settings.shutdown_step_timeout_seconds)
-    runtime.on_shutdown(ShutdownPhase.CLOSE_SESSIONS, "close database sessions", close_all_sessions)
-    runtime.on_shutdown(ShutdownPhase.DISPOSE_DATABASE, "dispose database pool", engine.dispose)
-    if redis is not None:
-        runtime.on_shutdown(ShutdownPhase.CLOSE_REDIS, "close redis", redis.aclose)
-    runtime.on_shutdown(ShutdownPhase.FLUSH_METRICS, "mark metrics process dead", mark_process_dead_if_multiprocess)
+    runtime = _runtime(settings, engine, redis)
 
     clock = SystemClock()
     hasher = Argon2PasswordHasher(
@@ -216,22 +459,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         points = PointsService(SqlPointsLedger(db_session), uow, clock, points_policy)
         coupons = CouponService(SqlCouponRepository(db_session), points, uow, clock)
         return TaskService(
-            SqlTaskRepository(db_session), points, coupons, SqlNotifications(db_session, clock), uow, clock
+            SqlTaskRepository(db_session),
+            points,
+            coupons,
+            SqlNotifications(db_session, clock, realtime.live),
+            uow,
+            clock,
         )
 
-    def provide_slow_database_work(db_session: NamedDependency[AsyncSession]) -> SlowDatabaseWork:
-        async def work(seconds: float) -> None:
-            await db_session.execute(text("SELECT 1"))
-            await asyncio.sleep(seconds)
-            await db_session.execute(text("SELECT 1"))
+    load_user = ActiveUserLoader(engine, probe_timeout(settings))
 
-        return work
-
-    async def load_user(user_id: UUID) -> User | None:
-        async with engine.connect() as connection:
-            return await load_active_user(connection, user_id)
-
-    readiness_checks = _readiness_checks(settings, engine, redis)
+    realtime = _realtime_wiring(settings, runtime, redis, access_tokens, load_user, engine, clock)
+    readiness_checks = {
+        **_readiness_checks(settings, engine, redis),
+        **realtime.readiness,
+        **_jobs(settings, runtime, engine, redis, realtime),
+    }
     request_logging = RequestLogging(
         enabled=settings.log_requests, quiet_expected_401=settings.environment is not Environment.DEVELOPMENT
     )
@@ -259,8 +502,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         TasksController,
         NotificationsController,
         ExpertsController,
+        ActivitiesController,
+        UserStatsController,
+        SupportChatsController,
+        SupportAgentsController,
+        AdminSupportController,
         HealthController,
         MetricsController,
+        realtime_socket,
     ]
     dependencies = {
         "users": Provide(provide_user_service, sync_to_thread=False),
@@ -271,17 +520,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "tasks": Provide(provide_task_service, sync_to_thread=False),
         "notifications": Provide(_notification_service_provider(clock), sync_to_thread=False),
         "experts": Provide(_expert_service_provider(clock), sync_to_thread=False),
+        "support": Provide(_support_service_provider(clock, settings, realtime.publisher), sync_to_thread=False),
+        "activities": Provide(_activity_service_provider(clock, points_policy, realtime.live), sync_to_thread=False),
+        "stats": Provide(_stats_service_provider(clock), sync_to_thread=False),
         "readiness_checks": Provide(lambda: readiness_checks, sync_to_thread=False, use_cache=True),
+        "serve_socket": Provide(lambda: realtime.server.serve, sync_to_thread=False, use_cache=True),
     }
     if settings.enable_test_routes:
         route_handlers.append(TestRoutesController)
-        dependencies["slow_database_work"] = Provide(provide_slow_database_work, sync_to_thread=False)
+        dependencies.update(_test_route_dependencies(realtime.publisher))
 
     return Litestar(
         route_handlers=route_handlers,
         # Order matters: lifespans exit in reverse, so the runtime's ordered shutdown
         # (which disposes the engine itself) runs before the database plugin's exit.
-        plugins=[SQLAlchemyInitPlugin(db_config), RuntimePlugin(runtime), UsersCLIPlugin()],
+        plugins=[SQLAlchemyInitPlugin(db_config), RuntimePlugin(runtime), UsersCLIPlugin(), JobsCLIPlugin()],
         on_app_init=[jwt_auth.on_app_init, _request_id_outermost(request_logging)],
         before_send=[request_logging.before_send],
         middleware=[prometheus.middleware],

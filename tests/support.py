@@ -112,7 +112,13 @@ def migrate(database_url: str, revision: str = "head") -> None:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"environment": "test", "database_url": database_url, **FAST_HASHING}
+    # Apps built in tests run no periodic jobs unless a test asks (they would write while the test does).
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "jobs_in_process": False,
+        **FAST_HASHING,
+    }
     values.update(overrides)
     return load_settings({}, **values)
 

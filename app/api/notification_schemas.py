@@ -12,8 +12,9 @@ from app.domain.notifications.model import Notification, NotificationKind, Notif
 
 
 class NotificationResponse(msgspec.Struct, kw_only=True):
-    """`payload` always has `task_id` and `title`; `task_taken` adds `taker_id`, `task_completed` `points` and
-    `rating`, `task_cancelled` `reason`."""
+    """`payload` of a task's kinds has `task_id` and `title`; `task_taken` adds `taker_id`, `task_completed`
+    `points` and `rating`, `task_cancelled` `reason`. Activity kinds have `activity_id` and `title`;
+    `activity_ended` adds the `points` credited."""
 
     id: UUID
     kind: NotificationKind

@@ -143,7 +143,7 @@ class TokenResponse(msgspec.Struct, kw_only=True):
 
 
 class ComponentStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
-    status: Literal["up", "down"]
+    status: Literal["up", "degraded", "down"]
     detail: str | None = None
     latency_ms: float | None = None
 

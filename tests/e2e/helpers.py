@@ -50,12 +50,14 @@ BASE_ENV: dict[str, str] = {
     "ARGON2_TIME_COST": "1",
     "ARGON2_MEMORY_COST_KIB": "1024",
     "ARGON2_PARALLELISM": "1",
+    # no periodic jobs in the API unless a test asks for them (tests/e2e/test_jobs_inprocess.py does)
+    "JOBS_IN_PROCESS": "false",
 }
 
 # Variables of the developer's shell that would change the service under test.
 _INHERITED_SETTINGS = re.compile(
     r"^(DATABASE_|REDIS_|JWT_|ARGON2_|LOGIN_RATE_|LOG_|ACCESS_TOKEN_|REFRESH_TOKEN_|HEALTH_CHECK_|SHUTDOWN_|"
-    r"LOOP_BRIDGE_|ENVIRONMENT$|ENABLE_TEST_ROUTES$|ALLOW_SQLITE_|PROMETHEUS_MULTIPROC_DIR$|prometheus_multiproc_dir$)"
+    r"LOOP_BRIDGE_|JOBS_|WS_|SUPPORT_|ENVIRONMENT$|ENABLE_TEST_ROUTES$|ALLOW_SQLITE_|PROMETHEUS_MULTIPROC_DIR$|prometheus_multiproc_dir$)"
 )
 
 

@@ -116,7 +116,15 @@ async def test_readiness_reports_redis_up_when_configured(sqlite_url: str) -> No
         response = await client.get("/health/ready")
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ready"
-    assert {name: c["status"] for name, c in components(response).items()} == {"database": "up", "redis": "up"}
+    statuses = {name: c["status"] for name, c in components(response).items()}
+    assert statuses == {
+        "database": "up",
+        "redis": "up",
+        "websocket_fanout": "up",
+        # no scheduler or worker runs in this test: reported, but not a reason to take the API out
+        "job_scheduler": "degraded",
+        "job_workers": "degraded",
+    }
 
 
 async def test_readiness_is_503_at_once_when_the_database_refuses_connections() -> None:
@@ -154,6 +162,13 @@ async def test_readiness_reports_redis_down_when_redis_is_unreachable(sqlite_url
         liveness = await client.get("/health")
     assert response.status_code == 503, response.text
     assert response.json()["status"] == "not_ready"
-    assert {name: c["status"] for name, c in components(response).items()} == {"database": "up", "redis": "down"}
+    # everything that lives on Redis says so: the cache itself, live fan-out, the jobs' heartbeats
+    assert {name: c["status"] for name, c in components(response).items()} == {
+        "database": "up",
+        "redis": "down",
+        "websocket_fanout": "down",
+        "job_scheduler": "down",
+        "job_workers": "down",
+    }
     assert elapsed < HEALTH_TIMEOUT + 1.0
     assert liveness.status_code == 200

@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.infra.db.tables  # noqa: F401 - registers the tables in the metadata
-from app.infra.db.config import MIGRATIONS_DIR
-from tests.support import create_postgres_database, drop_postgres_database, litestar_cli, migrate
+from app.infra.db.config import MIGRATIONS_DIR, database_config
+from tests.support import create_postgres_database, drop_postgres_database, litestar_cli, make_settings, migrate
 
 EXPECTED_TABLES = {"users", "refresh_tokens"}
 
@@ -96,8 +96,16 @@ def fresh_postgres_url() -> Iterator[str]:
         drop_postgres_database(url)
 
 
+def _alembic(url: str) -> AlembicCommands:
+    """The commands behind ``litestar database ...``, in this process: the stairway runs dozens of them, and a
+    CLI process per step (importing the whole application each time) made the test take minutes. The CLI path
+    itself is what every other database test's set-up and this test's final downgrade go through."""
+    return AlembicCommands(sqlalchemy_config=database_config(make_settings(url)))
+
+
 def test_stairway_every_revision_upgrades_downgrades_and_upgrades_again(fresh_database_url: str) -> None:
     url = fresh_database_url
+    alembic = _alembic(url)
     revisions = _revisions()
     assert revisions, "no migration found"
     schema_before = _schema(url)
@@ -107,16 +115,16 @@ def test_stairway_every_revision_upgrades_downgrades_and_upgrades_again(fresh_da
         down = revision.down_revision
         assert down is None or isinstance(down, str), f"{revision.revision}: merge revisions are not expected"
 
-        litestar_cli("database", "upgrade", revision.revision, "--no-prompt", database_url=url)
+        alembic.upgrade(revision.revision)
         upgraded = _schema(url)
         assert upgraded["versions"] == {revision.revision}
 
-        litestar_cli("database", "downgrade", down or "base", "--no-prompt", database_url=url)
+        alembic.downgrade(down or "base")
         downgraded = _schema(url)
         assert downgraded["versions"] == ({down} if down else set())
         assert downgraded == schema_before, f"downgrade of {revision.revision} does not restore the previous schema"
 
-        litestar_cli("database", "upgrade", revision.revision, "--no-prompt", database_url=url)
+        alembic.upgrade(revision.revision)
         assert _schema(url) == upgraded, f"upgrade of {revision.revision} is not repeatable after its downgrade"
         schema_before = upgraded
 

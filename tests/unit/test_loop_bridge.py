@@ -18,7 +18,7 @@ from app.infra.lifecycle import BridgeClosed, LoopBridge
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 # Separate command-line processes, not the service: they own their loop.
-OUTSIDE_THE_SERVICE = {Path("cli.py"), Path("infra/db/migrations/env.py")}
+OUTSIDE_THE_SERVICE = {Path("cli.py"), Path("jobs_cli.py"), Path("infra/db/migrations/env.py")}
 
 
 @pytest.fixture

@@ -15,18 +15,22 @@ from app.api.security import PUBLIC, PUBLIC_OPT
 
 logger = logging.getLogger("app.health")
 
-# name -> probe; a probe raises when its component is not usable (it bounds its own time).
-ReadinessChecks = Mapping[str, Callable[[], Awaitable[None]]]
+# name -> probe; a probe raises when its component is not usable (it bounds its own time), or returns a
+# short text when the component works but needs attention ("degraded": reported, readiness stays 200).
+ReadinessChecks = Mapping[str, Callable[[], Awaitable[str | None]]]
 
 
-async def _probe(name: str, check: Callable[[], Awaitable[None]]) -> tuple[str, ComponentStatus]:
+async def _probe(name: str, check: Callable[[], Awaitable[str | None]]) -> tuple[str, ComponentStatus]:
     started = time.perf_counter()
     try:
-        await check()
+        degraded = await check()
     except Exception as error:  # noqa: BLE001 - any failure means "down"; the type is the detail
         logger.warning("readiness probe failed", extra={"component": name, "error": type(error).__name__})
         return name, ComponentStatus(status="down", detail=type(error).__name__)
-    return name, ComponentStatus(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    if degraded is not None:
+        return name, ComponentStatus(status="degraded", detail=degraded, latency_ms=latency_ms)
+    return name, ComponentStatus(status="up", latency_ms=latency_ms)
 
 
 class HealthController(Controller):
@@ -57,6 +61,6 @@ class HealthController(Controller):
     )
     async def readiness(self, readiness_checks: NamedDependency[ReadinessChecks]) -> Response[ReadinessStatus]:
         results = dict(await asyncio.gather(*(_probe(name, check) for name, check in readiness_checks.items())))
-        ready = all(component.status == "up" for component in results.values())
+        ready = all(component.status != "down" for component in results.values())
         body = ReadinessStatus(status="ready" if ready else "not_ready", components=results)
         return Response(body, status_code=200 if ready else 503)

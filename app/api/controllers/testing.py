@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
+from uuid import UUID
 
-from litestar import Controller, get
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
@@ -13,6 +14,8 @@ from app.api.security import PUBLIC, PUBLIC_OPT
 
 # Holds a database connection for the given seconds (supplied by the composition root).
 SlowDatabaseWork = Callable[[float], Awaitable[None]]
+# Publishes ``count`` synthetic events of about ``size`` bytes to a user's sockets, on every process.
+PublishTestEvents = Callable[[UUID, int, int], Awaitable[None]]
 
 
 class TestRoutesController(Controller):
@@ -30,3 +33,14 @@ class TestRoutesController(Controller):
         """An in-flight request that uses the database across a wait, for shutdown tests."""
         await slow_database_work(seconds)
         return {"slept": seconds}
+
+    @post("/events", operation_id="testPublishEvents", status_code=204)
+    async def events(
+        self,
+        publish_test_events: NamedDependency[PublishTestEvents],
+        user_id: UUID,
+        count: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+        size: Annotated[int, QueryParameter(ge=0, le=100_000)] = 0,
+    ) -> None:
+        """Push synthetic ``test`` events to a user's WebSockets, for the real-time tests."""
+        await publish_test_events(user_id, count, size)

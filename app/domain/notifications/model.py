@@ -19,6 +19,8 @@ class NotificationKind(StrEnum):
     TASK_EXPIRED = "task_expired"  # to the poster
     TASK_CANCELLED = "task_cancelled"  # to the taker, when a taken task is cancelled
     TASK_CANCEL_CONSENTED = "task_cancel_consented"  # to the poster, when the taker consents to a cancel
+    ACTIVITY_ENDED = "activity_ended"  # to each participant, with the points credited
+    ACTIVITY_CANCELLED = "activity_cancelled"  # to each participant, when its creator or an admin cancels it
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.notifications.model import Notice, Notification, NotificationKind, NotificationPage
+from app.domain.shared.events import UserEvent
 from app.domain.shared.ports import Clock
 from app.infra.db.notification_tables import NotificationRecord
 
 _N = NotificationRecord
 _COLUMNS = (_N.id, _N.user_id, _N.kind, _N.payload, _N.created_at, _N.read_at)
+
+
+def _live_event(row: dict[str, Any]) -> UserEvent:
+    return UserEvent(
+        "notification",
+        {
+            "id": str(row["id"]),
+            "kind": row["kind"],
+            "payload": row["payload"],
+            "created_at": row["created_at"].isoformat(),
+        },
+    )
 
 
 def _to_notification(row: Any) -> Notification:
@@ -29,12 +42,23 @@ def _to_notification(row: Any) -> Notification:
     )
 
 
-class SqlNotifications:
-    """Both the ``Notifier`` and the ``NotificationInbox``; never commits."""
+class LiveDelivery(Protocol):
+    """Pushes an event to users' sockets once the session's transaction has committed."""
 
-    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+    def queue(self, session: AsyncSession, user_ids: Collection[uuid.UUID], user_event: UserEvent) -> None: ...
+
+
+class SqlNotifications:
+    """Both the ``Notifier`` and the ``NotificationInbox``; never commits.
+
+    With ``live``, every recorded notification is also pushed to the user's open
+    WebSockets as ``{"type": "notification", ...}`` after the transaction commits.
+    """
+
+    def __init__(self, session: AsyncSession, clock: Clock, live: LiveDelivery | None = None) -> None:
         self._session = session
         self._clock = clock
+        self._live = live
 
     async def notify(self, user_id: uuid.UUID, kind: NotificationKind, payload: dict[str, Any]) -> None:
         await self.notify_many([Notice(user_id, kind, payload)])
@@ -43,11 +67,14 @@ class SqlNotifications:
         if not notices:
             return
         now = self._clock.now()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"id": uuid.uuid4(), "user_id": n.user_id, "kind": n.kind.value, "payload": n.payload, "created_at": now}
             for n in notices
         ]
         await self._session.execute(insert(_N).values(rows))
+        if self._live is not None:
+            for row in rows:
+                self._live.queue(self._session, (row["user_id"],), _live_event(row))
 
     async def list_for(self, user_id: uuid.UUID, unread_only: bool, limit: int, offset: int) -> NotificationPage:
         conditions: list[ColumnElement[bool]] = [_N.user_id == user_id]
