@@ -14,16 +14,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.coupons.model import CouponKind
 from app.domain.coupons.service import CouponService
 from app.domain.points.service import PointsService
 from app.domain.shared.errors import DomainError
 from app.domain.tasks.model import Task, TaskDraft, TaskStatus
 from app.domain.tasks.service import TaskService
 from app.domain.users.model import Principal, Role
+from app.infra.db.coupon_tables import CouponRecord
 from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.notifications import SqlNotifications
 from app.infra.db.points import SqlPointsLedger
-from app.infra.db.tables import PointHoldRecord, PointTransactionRecord
+from app.infra.db.tables import PointHoldRecord, PointLotRecord, PointTransactionRecord
 from app.infra.db.task_tables import TaskRecord
 from app.infra.db.tasks import SqlTaskRepository, cancel_expired_statement
 from app.infra.db.unit_of_work import SessionUnitOfWork
@@ -178,6 +180,55 @@ async def test_overlapping_expiry_runs_expire_each_task_once(pg_url: str) -> Non
 
         assert sum(await asyncio.gather(*(job() for _ in range(4)))) == 60
         assert await tasks.world.balance(poster) == (600, 600)
+
+
+async def test_one_expiry_batch_restores_coupons_and_the_expiry_of_every_held_point(pg_url: str) -> None:
+    """A batch mixing tasks with and without a coupon: each hold goes back to lots with its own expiry."""
+    async with tasks_on(pg_url) as tasks:
+        (poster,) = await tasks.world.users(1)
+        soon = tasks.clock.now() + timedelta(days=10)
+        late = tasks.clock.now() + timedelta(days=365)
+        async with tasks.world.sessions() as session:
+            points = PointsService(SqlPointsLedger(session), SessionUnitOfWork(session), tasks.clock, POLICY)
+            await points.grant(poster, 30, expires_at=soon)
+            await points.grant(poster, 1000, expires_at=late)
+            await session.commit()
+        template = await tasks.world.template(kind=CouponKind.TASK_DISCOUNT, value=30, min_reward=50)
+        coupon = await tasks.world.run(lambda s: s.claim(poster, template))
+
+        # 20 from the soon lot; 70 (100 less the coupon) as 10 soon + 60 late; 50 late
+        await tasks.post(poster, reward=20)
+        discounted = TaskDraft(
+            title="Paint the fence",
+            description="Two coats.",
+            category="home",
+            reward_points=100,
+            deadline=tasks.clock.now() + timedelta(hours=1),
+            coupon_id=coupon.id,
+        )
+        await tasks.run(lambda s: s.post(poster, discounted))
+        await tasks.post(poster, reward=50)
+        assert await tasks.world.balance(poster) == (1030 - 140, 1030 - 140)
+
+        assert await tasks.run(lambda s: s.cancel_expired(tasks.clock.now() + timedelta(days=1), 10)) == 3
+
+        assert await tasks.world.balance(poster) == (1030, 1030)
+        async with tasks.world.sessions() as session:
+            spendable = {
+                expires_at: int(remaining)
+                for expires_at, remaining in await session.execute(
+                    select(PointLotRecord.expires_at, func.sum(PointLotRecord.remaining))
+                    .where(PointLotRecord.user_id == poster, PointLotRecord.remaining > 0)
+                    .group_by(PointLotRecord.expires_at)
+                )
+            }
+            restored = await session.get_one(CouponRecord, coupon.id)
+            open_holds = await session.scalar(
+                select(func.count()).where(PointHoldRecord.user_id == poster, PointHoldRecord.status == "held")
+            )
+        assert spendable == {soon: 30, late: 1000}
+        assert (restored.status, restored.task_id, restored.used_at) == ("claimed", None, None)
+        assert open_holds == 0
 
 
 async def test_the_expiry_job_with_nothing_due_uses_an_index(pg_url: str) -> None:
