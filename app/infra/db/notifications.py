@@ -16,6 +16,7 @@ from app.domain.shared.ports import Clock
 from app.infra.db.notification_tables import NotificationRecord
 
 _N = NotificationRecord
+_TABLE = NotificationRecord.__table__
 _COLUMNS = (_N.id, _N.user_id, _N.kind, _N.payload, _N.created_at, _N.read_at)
 
 
@@ -71,7 +72,9 @@ class SqlNotifications:
             {"id": uuid.uuid4(), "user_id": n.user_id, "kind": n.kind.value, "payload": n.payload, "created_at": now}
             for n in notices
         ]
-        await self._session.execute(insert(_N).values(rows))
+        # executemany on the table (SQLAlchemy batches it as "insertmanyvalues"): a multi-row VALUES clause
+        # would be compiled afresh for every batch, which cost more than the database's own work.
+        await self._session.execute(insert(_TABLE), rows)
         if self._live is not None:
             for row in rows:
                 self._live.queue(self._session, (row["user_id"],), _live_event(row))
