@@ -1,11 +1,12 @@
 """Expiry sweeps over a million due rows on PostgreSQL (QUALITY.md J1, J2).
 
     .venv/bin/python bench/expire.py [--rows 1000000] [--batch-size 10000]
-                                     [--task-rows 100000] [--task-batch-size 100]
+                                     [--task-rows 100000] [--task-batch-size 1000]
 
 Three jobs, each on its due rows and as many not due: the points-lot sweep and the coupon
 sweep (``rows`` each), and the task sweep (``task-rows``, in batches of ``task-batch-size``:
-each expired task gives its hold back and notifies its poster, several statements a task).
+each expired task gives its hold back and notifies its poster: a few statements per batch;
+1,000 is the jobs' default batch size).
 For each it prints the total time, rows per second, the longest batch transaction, the RSS
 growth of this process, and the ratio to one raw SQL UPDATE over the same rows of the same
 data (run first, inside a transaction that is rolled back, then vacuumed away, so both see
@@ -395,6 +396,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--task-rows", type=int, default=100_000)
-    parser.add_argument("--task-batch-size", type=int, default=100)
+    parser.add_argument("--task-batch-size", type=int, default=1000)
     arguments = parser.parse_args()
     asyncio.run(main(arguments.rows, arguments.batch_size, arguments.task_rows, arguments.task_batch_size))
