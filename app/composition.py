@@ -190,6 +190,10 @@ def _require_redis(settings: Settings, process: str) -> None:
 def worker_broker() -> AsyncBroker:
     """``taskiq worker app.composition:worker_broker``: called in each worker process."""
     settings = load_settings()
+    # A worker process that taskiq restarts (after a crash) is forked from the main process, whose root
+    # logger got a plain-text handler by then (taskiq's process manager logs through ``logging.debug``):
+    # inherited, it would write every line a second time, unstructured. Ours is the only handler here.
+    logging.getLogger().handlers.clear()
     configure_logging(settings.log_level, settings.json_logs)
     _require_redis(settings, "job worker")
     assert settings.redis_url is not None

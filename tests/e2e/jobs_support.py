@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +162,40 @@ def start_worker(env: Mapping[str, str], log_path: Path) -> JobProcess:
         str(SHUTDOWN_SECONDS),
     ]
     return _start(command, env, log_path)
+
+
+async def scrape(processes: Sequence[JobProcess]) -> str:
+    """The metrics of ``processes`` as one text (``counter`` then sums a counter over them).
+
+    A process whose endpoint does not answer right now (a worker's child being restarted) adds nothing.
+    """
+    texts = []
+    for process in processes:
+        with contextlib.suppress(httpx.TransportError):
+            texts.append(await process.metrics())
+    return "\n".join(texts)
+
+
+async def eventually(
+    problems: Callable[[], Awaitable[list[str]]],
+    limit_seconds: float,
+    *,
+    alive: Sequence[JobProcess] = (),
+    interval: float = 0.5,
+) -> None:
+    """Wait until ``problems()`` comes back empty; fail with what is left after ``limit_seconds``, or as soon as
+    one of ``alive`` exits."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        found = await problems()
+        if not found:
+            return
+        for process in alive:
+            if process.process.poll() is not None:
+                raise AssertionError(f"exited with {process.process.returncode}:\n{process.log()[-5000:]}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"still not so after {limit_seconds} s:\n" + "\n".join(found))
+        await asyncio.sleep(interval)
 
 
 def counter(metrics_text: str, name: str, **labels: str) -> float:
