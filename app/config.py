@@ -67,6 +67,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_json: bool | None = None
     log_requests: bool = True
     health_check_timeout_seconds: float = 1.0
+    health_probe_interval_seconds: float = 15.0
     shutdown_step_timeout_seconds: float = 5.0
     loop_bridge_timeout_seconds: float = 10.0
     enable_test_routes: bool = False
@@ -142,6 +143,8 @@ SETTINGS_DOC: dict[str, str] = {
     "log_json": "Force JSON logs on or off; default: JSON in production only.",
     "log_requests": "Log one line per HTTP request (method, route, status, duration; never bodies).",
     "health_check_timeout_seconds": "Timeout of each readiness probe (database, Redis).",
+    "health_probe_interval_seconds": "How often each API process runs the readiness probes in the background, "
+    "so `taskmarket_component_up` stays current (0: only when `/health/ready` is called).",
     "shutdown_step_timeout_seconds": "Upper bound of each ordered-shutdown step.",
     "loop_bridge_timeout_seconds": "Default timeout of a coroutine submitted from a thread to the event loop.",
     "enable_test_routes": "Mount `/api/_test/*` routes used by end-to-end tests. Refused in production.",
@@ -255,6 +258,7 @@ def _validate(settings: Settings) -> None:
             raise SettingsError(f"{name.upper()} must be a finite number greater than zero")
     for name in (
         "database_max_overflow",
+        "health_probe_interval_seconds",
         "invitation_reward_inviter",
         "invitation_reward_invitee",
         "jobs_metrics_port",

@@ -84,7 +84,10 @@ from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import ActiveUserLoader, SqlRefreshTokenStore, SqlUserRepository
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
+from app.infra.observability.health_metrics import ComponentProbe, recording_probes
+from app.infra.observability.http_metrics import HttpResponseMetrics
 from app.infra.observability.logging import RequestLogging, configure_logging
+from app.infra.observability.loop_metrics import LoopMonitor, count_event_loops
 from app.infra.observability.metrics import mark_process_dead_if_multiprocess
 from app.infra.ratelimit.memory import InMemoryRateLimiter
 from app.infra.ratelimit.redis import RedisRateLimiter
@@ -105,6 +108,10 @@ class MetricsController(PrometheusController):
 
 # Paths the JWT middleware never looks at (each of their handlers is public anyway).
 UNAUTHENTICATED_PATHS = ["^/schema", "^/metrics$", "^/health"]
+# The route template whose answers ``taskmarket_registration_*`` count (UsersController.register).
+REGISTRATION_ROUTE = "/api/users/register"
+# ``taskmarket_component_up`` names the job heartbeats for what they are (readiness calls them by their role).
+COMPONENT_METRIC_NAMES = {"job_scheduler": "scheduler_heartbeat", "job_workers": "worker_heartbeat"}
 
 
 def _redis_client(settings: Settings) -> Redis | None:
@@ -121,6 +128,10 @@ def _redis_client(settings: Settings) -> Redis | None:
 def _runtime(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Runtime:
     """The lifecycle owner, with the shutdown steps of the shared resources (SPEC 6.2 order)."""
     runtime = Runtime(LoopBridge(settings.loop_bridge_timeout_seconds), settings.shutdown_step_timeout_seconds)
+    # event-loop count, lag and errors, process memory: from the first startup step to the background tasks' end
+    loop_monitor = LoopMonitor()
+    runtime.on_startup("start event-loop monitor", loop_monitor.start)
+    runtime.on_shutdown(ShutdownPhase.CANCEL_BACKGROUND_TASKS, "stop event-loop monitor", loop_monitor.stop)
     runtime.on_shutdown(ShutdownPhase.CLOSE_SESSIONS, "close database sessions", close_all_sessions)
     runtime.on_shutdown(ShutdownPhase.DISPOSE_DATABASE, "dispose database pool", engine.dispose)
     if redis is not None:
@@ -141,6 +152,19 @@ def _readiness_checks(settings: Settings, engine: AsyncEngine, redis: Redis | No
             await redis.ping()
 
     return {"database": database} | ({"redis": redis_ping} if redis is not None else {})
+
+
+def _observed_readiness(settings: Settings, runtime: Runtime, checks: ReadinessChecks) -> ReadinessChecks:
+    """Readiness probes that also set ``taskmarket_component_up``, run in the background too (kept current)."""
+    recorded = recording_probes(checks, COMPONENT_METRIC_NAMES)
+    if settings.health_probe_interval_seconds > 0:
+        probe = ComponentProbe(recorded, settings.health_probe_interval_seconds)
+
+        async def start_probe() -> None:
+            runtime.spawn(probe.run(), "component health probe")
+
+        runtime.on_startup("start component health probe", start_probe)
+    return recorded
 
 
 def _request_id_outermost(request_logging: RequestLogging) -> Any:
@@ -386,6 +410,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the service from ``settings`` (default: read from the environment)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.json_logs)
+    count_event_loops()  # from now on a stray asyncio.run() or new_event_loop() in this process shows
 
     db_config = database_config(settings)
     engine = db_config.get_engine()
@@ -470,11 +495,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     load_user = ActiveUserLoader(engine, probe_timeout(settings))
 
     realtime = _realtime_wiring(settings, runtime, redis, access_tokens, load_user, engine, clock)
-    readiness_checks = {
-        **_readiness_checks(settings, engine, redis),
-        **realtime.readiness,
-        **_jobs(settings, runtime, engine, redis, realtime),
-    }
+    readiness_checks = _observed_readiness(
+        settings,
+        runtime,
+        {
+            **_readiness_checks(settings, engine, redis),
+            **realtime.readiness,
+            **_jobs(settings, runtime, engine, redis, realtime),
+        },
+    )
     request_logging = RequestLogging(
         enabled=settings.log_requests, quiet_expected_401=settings.environment is not Environment.DEVELOPMENT
     )
@@ -536,7 +565,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # (which disposes the engine itself) runs before the database plugin's exit.
         plugins=[SQLAlchemyInitPlugin(db_config), RuntimePlugin(runtime), UsersCLIPlugin(), JobsCLIPlugin()],
         on_app_init=[jwt_auth.on_app_init, _request_id_outermost(request_logging)],
-        before_send=[request_logging.before_send],
+        before_send=[request_logging.before_send, HttpResponseMetrics(REGISTRATION_ROUTE).before_send],
         middleware=[prometheus.middleware],
         dependencies=dependencies,
         exception_handlers={

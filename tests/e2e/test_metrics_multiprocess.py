@@ -1,4 +1,5 @@
-"""Prometheus in multiprocess mode: two uvicorn workers, one scrape reports the requests of both."""
+"""Prometheus in multiprocess mode: two uvicorn workers, one scrape reports the requests of both,
+the sum of their database pools, and each one's event loops and memory."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.helpers import ServiceFactory
+from tests.e2e.helpers import ServiceFactory, admin_connection, app_backend_pids
+from tests.e2e.scrapes import samples
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 WORKERS = 2
+POOL_SIZE = 10  # DATABASE_POOL_SIZE's default
 BURST = 20
 MAX_BURSTS = 10
 
@@ -50,7 +53,8 @@ async def test_one_scrape_counts_the_requests_of_every_worker(
         e2e_database_url,
         workers=WORKERS,
         graceful_timeout=5,
-        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        # no background readiness probes: the pool's connections below are counted while nothing else runs
+        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "HEALTH_PROBE_INTERVAL_SECONDS": "0"},
     )
     await service.wait_ready()
     deadline = time.monotonic() + 20
@@ -79,7 +83,37 @@ async def test_one_scrape_counts_the_requests_of_every_worker(
     assert totals == {float(sent)}, f"sent {sent} requests, scrapes report {totals}"
     assert "/metrics" not in "".join(line for line in scrapes[0].splitlines() if line.startswith("litestar_"))
 
+    # per process, one series each: one event loop, its memory
+    scrape = scrapes[0]
+    loops = {labels["pid"]: value for labels, value in samples(scrape, "taskmarket_event_loops_created")}
+    assert list(loops.values()) == [1.0] * WORKERS, loops
+    memory = {labels["pid"]: value for labels, value in samples(scrape, "taskmarket_process_resident_memory_bytes")}
+    assert set(memory) == set(loops), (memory, loops)
+    assert all(value > 10_000_000 for value in memory.values()), memory
+
+    # per instance, the sum of the workers' pools: configured size, and connections open = what the database sees
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=5, limits=limits) as client:
+        replies = await asyncio.gather(*(client.get("/health/ready") for _ in range(BURST)))
+        assert {r.status_code for r in replies} == {200}
+    admin = await admin_connection(e2e_database_url)
+    try:
+        # the gauges follow within the monitor's period (0.5 s); the server forgets a closed backend soon after
+        deadline = time.monotonic() + 5
+        while True:
+            scrape = await _scrape(service.base_url)
+            checked_out = [value for _, value in samples(scrape, "taskmarket_db_pool_checked_out")]
+            connections = [value for _, value in samples(scrape, "taskmarket_db_pool_connections")]
+            backends = len(await app_backend_pids(admin, e2e_database_url))
+            if (checked_out, connections) == ([0.0], [float(backends)]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+    assert backends >= 1
+    assert (checked_out, connections) == ([0.0], [float(backends)])
+    assert [value for _, value in samples(scrape, "taskmarket_db_pool_size")] == [float(WORKERS * POOL_SIZE)]
+
     service.send_signal(signal.SIGTERM)
     assert await service.wait_exit(15) in {0, -signal.SIGTERM, 128 + signal.SIGTERM}, service.log()
-    # at worker exit the live gauges are dropped from the shared directory (mark_process_dead)
-    assert not list(metrics_dir.glob("gauge_livesum_*.db")), sorted(p.name for p in metrics_dir.iterdir())
+    # at worker exit mark_process_dead drops the live gauges (pool sums, loop counts, memory, ...)
+    assert not list(metrics_dir.glob("gauge_live*.db")), sorted(p.name for p in metrics_dir.iterdir())

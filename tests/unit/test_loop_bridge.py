@@ -19,6 +19,9 @@ from app.infra.lifecycle import BridgeClosed, LoopBridge
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 # Separate command-line processes, not the service: they own their loop.
 OUTSIDE_THE_SERVICE = {Path("cli.py"), Path("jobs_cli.py"), Path("infra/db/migrations/env.py")}
+# The counting event-loop policy defines ``new_event_loop`` and passes the call on to the real policy: it
+# creates no loop of its own, it is how a stray one gets counted.
+LOOP_COUNTING_POLICY = {Path("infra/observability/loop_metrics.py"): ["new_event_loop"]}
 
 
 @pytest.fixture
@@ -206,7 +209,7 @@ def test_no_service_code_calls_asyncio_run_or_new_event_loop() -> None:
         if relative in OUTSIDE_THE_SERVICE:
             continue
         calls = _loop_creating_calls(path.read_text(encoding="utf-8"))
-        if calls:
+        if calls and calls != LOOP_COUNTING_POLICY.get(relative):
             offenders[str(relative)] = calls
     assert offenders == {}
 

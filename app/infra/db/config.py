@@ -26,6 +26,7 @@ from sqlalchemy.util.concurrency import await_
 from sqlalchemy.util.queue import AsyncAdaptedQueue, Empty, Full
 
 from app.config import Settings
+from app.infra.observability.db_metrics import count_connection_error, instrument_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -151,11 +152,27 @@ def _connect_failures_as_driver_errors(
     API's database handler never saw it and a request during an outage got a 500.
     Raised as the driver's ``OperationalError``, SQLAlchemy wraps it into
     ``sqlalchemy.exc.OperationalError`` (a 503), as it does for other drivers.
+    Every failed connect is counted (``taskmarket_db_connection_errors_total``).
     """
     try:
         return dialect.connect(*cargs, **cparams)
     except OSError as error:  # ConnectionRefusedError, socket.gaierror, TimeoutError (asyncio's, since 3.11)
+        count_connection_error()
         raise dialect.loaded_dbapi.OperationalError(f"cannot connect to the database: {error}", error) from error
+    except Exception:  # the server refused us (authentication, too many clients, ...)
+        count_connection_error()
+        raise
+
+
+def _count_failed_connects(
+    dialect: Dialect, _record: ConnectionPoolEntry, cargs: list[Any], cparams: dict[str, Any]
+) -> DBAPIConnection:
+    """SQLite's connect, with its failures counted (an unreadable file, a missing directory)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception:
+        count_connection_error()
+        raise
 
 
 CheckoutListener = Callable[[DBAPIConnection, ConnectionPoolEntry, PoolProxiedConnection], None]
@@ -244,7 +261,9 @@ def database_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         ),
         create_all=False,
     )
+    instrument_engine(config.get_engine())
     if settings.is_sqlite:
+        event.listen(config.get_engine().sync_engine, "do_connect", _count_failed_connects)
         event.listen(config.get_engine().sync_engine, "connect", _enable_sqlite_pragmas)
         event.listen(config.get_engine().sync_engine, "begin", _begin_sqlite_transaction)
     else:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.notifications.model import Notice, Notification, NotificationKind, NotificationPage
@@ -16,7 +16,7 @@ from app.domain.shared.ports import Clock
 from app.infra.db.notification_tables import NotificationRecord
 
 _N = NotificationRecord
-_TABLE = NotificationRecord.__table__
+_TABLE = cast(Table, NotificationRecord.__table__)
 _COLUMNS = (_N.id, _N.user_id, _N.kind, _N.payload, _N.created_at, _N.read_at)
 
 

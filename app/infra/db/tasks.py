@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -26,6 +27,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from app.domain.tasks.model import CancelReason, SortOrder, Task, TaskFilter, TaskSort, TaskStatus
 from app.infra.db.driver import DriverStatement, driver_failure
 from app.infra.db.task_tables import TaskRecord
+from app.infra.observability.db_metrics import observe_query
 
 _T = TaskRecord
 _COLUMNS = (
@@ -272,11 +274,15 @@ class SqlTaskRepository:
         driver = cast("asyncpg.Connection[asyncpg.Record]", (await connection.get_raw_connection()).driver_connection)
         sql = page.sql
         try:
+            started = time.perf_counter()
             records = await driver.fetch(sql, *page.arguments(parameters))
+            observe_query("select", time.perf_counter() - started)
             total = _total(len(records), limit, offset)
             if total is None:
                 sql = count.sql
+                started = time.perf_counter()
                 total = await driver.fetchval(sql, *count.arguments())
+                observe_query("select", time.perf_counter() - started)
         except Exception as error:
             failure, lost = driver_failure(error, sql)
             if lost:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 import uuid
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from app.infra.db.config import database_answered, probing_checkout
 from app.infra.db.driver import DriverStatement, driver_failure
 from app.infra.db.tables import RefreshTokenRecord as RefreshTokenRow
 from app.infra.db.tables import UserRecord
+from app.infra.observability.db_metrics import observe_query
 
 _USER_COLUMNS = (
     UserRecord.id,
@@ -195,7 +197,9 @@ class ActiveUserLoader:
             raise DBAPIError.instance(None, None, error, driver_error) from error
         try:
             driver = cast("asyncpg.Connection[asyncpg.Record]", pooled.driver_connection)
+            started = time.perf_counter()
             record = await driver.fetchrow(sql, user_id, timeout=self._timeout)
+            observe_query("select", time.perf_counter() - started)
         except asyncio.CancelledError:
             pooled.invalidate()  # cancelled mid-statement: the connection's state is unknown
             raise

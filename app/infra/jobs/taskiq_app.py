@@ -35,6 +35,7 @@ from app.domain.jobs.catalogue import job_named
 from app.domain.jobs.model import DailyAt, Every, Job, JobOutcome, tick_of
 from app.infra.jobs.heartbeats import Heartbeat, instance_name
 from app.infra.jobs.metrics import ENQUEUE_FAILURES, ENQUEUED, TICKS_ALREADY_CLAIMED, serve_metrics
+from app.infra.observability.loop_metrics import LoopMonitor
 
 logger = logging.getLogger("app.jobs")
 
@@ -78,7 +79,7 @@ class CatalogueSource(ScheduleSource):
     """The catalogue as taskiq schedules, with one enqueue per (job, tick) across scheduler replicas."""
 
     def __init__(self, jobs: tuple[Job, ...], zone_name: str, redis: Redis, redis_timeout: float) -> None:
-        self._jobs = jobs
+        self.jobs = jobs
         self._zone_name = zone_name
         self._zone = ZoneInfo(zone_name)
         self._redis = redis
@@ -86,7 +87,7 @@ class CatalogueSource(ScheduleSource):
         self._instance = instance_name()
 
     async def get_schedules(self) -> list[ScheduledTask]:
-        return [self._schedule(job) for job in self._jobs]
+        return [self._schedule(job) for job in self.jobs]
 
     def _schedule(self, job: Job) -> ScheduledTask:
         common: dict[str, Any] = {
@@ -103,7 +104,7 @@ class CatalogueSource(ScheduleSource):
 
     async def pre_send(self, task: ScheduledTask) -> None:
         """Claim (job, tick); cancel the send when another replica (or an earlier start of this one) did."""
-        job = job_named(task.task_name, self._jobs)
+        job = job_named(task.task_name, self.jobs)
         tick = tick_of(job.cadence, datetime.now(UTC), self._zone)
         async with asyncio.timeout(self._timeout):
             claimed = await self._redis.set(
@@ -142,9 +143,16 @@ class JobScheduler(TaskiqScheduler):
         self._heartbeat = Heartbeat(redis, "scheduler", heartbeat_interval, redis_timeout)
         self._redis_timeout = redis_timeout
         self._metrics_port = metrics_port
+        self._jobs = source.jobs
+        self._loop_monitor = LoopMonitor()
 
     async def startup(self) -> None:
+        await self._loop_monitor.start()
         await super().startup()
+        for job in self._jobs:  # every job's series exist from the start (at 0), so rates and alerts see them
+            ENQUEUED.labels(job.name)
+            ENQUEUE_FAILURES.labels(job.name)
+            TICKS_ALREADY_CLAIMED.labels(job.name)
         serve_metrics(self._metrics_port)
         self._heartbeat.start()
         main = asyncio.current_task()
@@ -156,6 +164,7 @@ class JobScheduler(TaskiqScheduler):
 
     async def shutdown(self) -> None:
         logger.info("job scheduler stopping")
+        await self._loop_monitor.stop()
         await self._heartbeat.stop()
         try:
             async with asyncio.timeout(self._redis_timeout * 2):

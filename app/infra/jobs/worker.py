@@ -3,8 +3,8 @@
 taskiq stops taking messages on SIGTERM and waits for the runs in progress
 (``--wait-tasks-timeout``) before it shuts the broker down, which calls
 ``stop``: runs still going are cancelled and awaited, then live-event publishing
-tasks, the heartbeat, the database pool and Redis are closed, each step bounded
-and logged like the API's shutdown.
+tasks, the event-loop monitor, the heartbeat, the database pool and Redis are
+closed, each step bounded and logged like the API's shutdown.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from app.domain.jobs.model import Job, JobOutcome
 from app.infra.jobs.heartbeats import Heartbeat
 from app.infra.jobs.metrics import serve_metrics
 from app.infra.jobs.runner import JobRunner
+from app.infra.observability.loop_metrics import LoopMonitor
 
 logger = logging.getLogger("app.jobs")
 
@@ -72,8 +73,10 @@ class JobWorker:
         self._stop_timeout = stop_timeout
         self._metrics_port = metrics_port
         self._resources: WorkerResources | None = None
+        self._loop_monitor = LoopMonitor()
 
     async def start(self, _state: object = None) -> None:
+        await self._loop_monitor.start()
         self._resources = await self._build()
         serve_metrics(self._metrics_port)
         self._resources.heartbeat.start()
@@ -87,10 +90,12 @@ class JobWorker:
     async def stop(self, _state: object = None) -> None:
         resources, self._resources = self._resources, None
         if resources is None:
+            await self._loop_monitor.stop()
             return
         began = time.perf_counter()
         steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("stop running jobs", lambda: resources.runner.wait_idle(0)),
+            ("stop event-loop monitor", self._loop_monitor.stop),
             ("publish pending live events", lambda: resources.background.close(self._stop_timeout / 2)),
             ("stop heartbeat", resources.heartbeat.stop),
             ("close database sessions", close_all_sessions),

@@ -53,6 +53,14 @@ MESSAGES_OUT = Counter("taskmarket_ws_messages_sent", "Messages sent to WebSocke
 CLIENTS_DROPPED = Counter(
     "taskmarket_ws_clients_dropped", "WebSocket clients closed by the server, by reason", ["reason"]
 )
+_DROP_REASONS = {
+    CLOSE_TOO_SLOW: "slow",
+    CLOSE_TOO_MANY_CONNECTIONS: "too_many",
+    CLOSE_GOING_AWAY: "shutdown",
+    CLOSE_IDLE: "idle",
+}
+for _reason in _DROP_REASONS.values():  # each reason's series exists from the start (at 0)
+    CLIENTS_DROPPED.labels(_reason)
 
 
 class ClientSocket(Protocol):
@@ -242,9 +250,4 @@ def _now() -> float:
 
 
 def _reason_label(code: int) -> str:
-    return {
-        CLOSE_TOO_SLOW: "slow",
-        CLOSE_TOO_MANY_CONNECTIONS: "too_many",
-        CLOSE_GOING_AWAY: "shutdown",
-        CLOSE_IDLE: "idle",
-    }.get(code, str(code))
+    return _DROP_REASONS.get(code, str(code))
