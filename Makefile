@@ -11,7 +11,7 @@ export LITESTAR_APP := app.main:create_app
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install install-bench run migrate test lint types contracts pytest openapi worker-help worker scheduler clean
+.PHONY: install install-bench run migrate test lint types contracts alerts pytest openapi worker-help worker scheduler clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -44,7 +44,21 @@ contracts: install
 pytest: install
 	$(BIN)/pytest
 
-test: lint types contracts pytest
+test: lint types contracts alerts pytest
+
+# Prometheus alert rules (deploy/prometheus): syntax, their promtool unit tests, the compose stack's config.
+# promtool comes from Debian's `prometheus` package (.ci/run installs it); CI=true requires it.
+PROMTOOL ?= promtool
+alerts:
+	@if command -v $(PROMTOOL) >/dev/null 2>&1; then \
+		$(PROMTOOL) check rules deploy/prometheus/alerts.yml && \
+		$(PROMTOOL) test rules deploy/prometheus/alerts_test.yml && \
+		$(PROMTOOL) check config deploy/prometheus/prometheus.yml; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "promtool is missing (apt-get install -y prometheus): CI=true needs the alert rule tests" >&2; exit 1; \
+	else \
+		echo "promtool is missing (apt-get install -y prometheus): alert rule tests SKIPPED"; \
+	fi
 
 # Periodic jobs with Redis (REDIS_URL set): run one scheduler (or more) and any number of workers.
 JOBS_WAIT_SECONDS ?= 20
