@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_requests: bool = True
     health_check_timeout_seconds: float = 1.0
     health_probe_interval_seconds: float = 15.0
+    gc_thresholds: str = "2000,10,100"
     shutdown_step_timeout_seconds: float = 5.0
     loop_bridge_timeout_seconds: float = 10.0
     enable_test_routes: bool = False
@@ -92,6 +93,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def collector_thresholds(self) -> tuple[int, int, int] | None:
+        """``GC_THRESHOLDS`` parsed (validated at load); ``None`` when empty."""
+        if not self.gc_thresholds.strip():
+            return None
+        first, second, third = (int(part) for part in self.gc_thresholds.split(","))
+        return first, second, third
 
     @property
     def is_sqlite(self) -> bool:
@@ -145,6 +154,8 @@ SETTINGS_DOC: dict[str, str] = {
     "health_check_timeout_seconds": "Timeout of each readiness probe (database, Redis).",
     "health_probe_interval_seconds": "How often each API process runs the readiness probes in the background, "
     "so `taskmarket_component_up` stays current (0: only when `/health/ready` is called).",
+    "gc_thresholds": "Garbage-collector thresholds of an API process (three positive integers, as "
+    "`gc.set_threshold`); empty: Python's defaults (700,10,10), which pause broadcasts to many WebSockets.",
     "shutdown_step_timeout_seconds": "Upper bound of each ordered-shutdown step.",
     "loop_bridge_timeout_seconds": "Default timeout of a coroutine submitted from a thread to the event loop.",
     "enable_test_routes": "Mount `/api/_test/*` routes used by end-to-end tests. Refused in production.",
@@ -276,12 +287,21 @@ def _validate(settings: Settings) -> None:
     if settings.ws_idle_timeout_seconds <= settings.ws_ping_interval_seconds:
         raise SettingsError("WS_IDLE_TIMEOUT_SECONDS must be greater than WS_PING_INTERVAL_SECONDS")
     _validate_jobs(settings)
+    _validate_gc_thresholds(settings.gc_thresholds)
     if settings.log_level.upper() not in _LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if len(settings.jwt_secret) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")
     if settings.is_production:
         _validate_production(settings)
+
+
+def _validate_gc_thresholds(raw: str) -> None:
+    if not raw.strip():
+        return
+    parts = raw.split(",")
+    if len(parts) != 3 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise SettingsError(f"GC_THRESHOLDS must be three positive integers such as 2000,10,100, got {raw!r}")
 
 
 def _validate_jobs(settings: Settings) -> None:

@@ -83,6 +83,7 @@ from app.infra.db.support import SqlAgentRepository, SqlChatRepository
 from app.infra.db.tasks import SqlTaskRepository
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from app.infra.db.users import ActiveUserLoader, SqlRefreshTokenStore, SqlUserRepository
+from app.infra.gc_tuning import freeze_startup_heap, set_collector_thresholds
 from app.infra.lifecycle import LoopBridge, Runtime, RuntimePlugin, ShutdownPhase
 from app.infra.observability.health_metrics import ComponentProbe, recording_probes
 from app.infra.observability.http_metrics import HttpResponseMetrics
@@ -410,6 +411,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the service from ``settings`` (default: read from the environment)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.json_logs)
+    set_collector_thresholds(settings.collector_thresholds)
     count_event_loops()  # from now on a stray asyncio.run() or new_event_loop() in this process shows
 
     db_config = database_config(settings)
@@ -558,6 +560,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     if settings.enable_test_routes:
         route_handlers.append(TestRoutesController)
         dependencies.update(_test_route_dependencies(realtime.publisher))
+    if settings.collector_thresholds is not None:
+        # the last start-up step: everything built so far stays out of later collections (app/infra/gc_tuning.py)
+        runtime.on_startup("freeze the start-up heap", freeze_startup_heap)
 
     return Litestar(
         route_handlers=route_handlers,

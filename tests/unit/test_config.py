@@ -145,3 +145,12 @@ def test_json_logs_can_be_forced_either_way() -> None:
 def test_non_finite_or_non_positive_override_is_refused(value: float) -> None:
     with pytest.raises(SettingsError, match="SHUTDOWN_STEP_TIMEOUT_SECONDS"):
         load_settings({}, shutdown_step_timeout_seconds=value)
+
+
+def test_gc_thresholds_are_three_positive_integers_or_empty_for_pythons_defaults() -> None:
+    assert load_settings({}).collector_thresholds == (2000, 10, 100)
+    assert load_settings({"GC_THRESHOLDS": " 2000, 20 ,30"}).collector_thresholds == (2000, 20, 30)
+    assert load_settings({"GC_THRESHOLDS": ""}).collector_thresholds is None
+    for bad in ("10000,50", "10000,50,100,1", "0,10,10", "-1,10,10", "a,b,c", "10000;50;100"):
+        with pytest.raises(SettingsError, match="GC_THRESHOLDS"):
+            load_settings({"GC_THRESHOLDS": bad})
