@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import F3_FRAGMENTS, Service, ServiceFactory, forbidden_lines, start_service
+from tests.e2e.helpers import F3_FRAGMENTS, PrivateRedis, Service, ServiceFactory, forbidden_lines, start_service
+from tests.e2e.jobs_support import JobProcess
 from tests.support import fresh_postgres_database
 
 
@@ -36,3 +37,30 @@ def service_factory(tmp_path: Path) -> Iterator[ServiceFactory]:
     bad = {str(service.log_path): forbidden_lines(service.log(), F3_FRAGMENTS) for service in started}
     bad = {path: lines for path, lines in bad.items() if lines}
     assert not bad, f"forbidden lines in service logs: {bad}"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, stopped at the end (the test may stop and start it meanwhile)."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (dropped afterwards)."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def processes() -> Iterator[list[JobProcess]]:
+    """Job processes a test started: each is stopped at the end."""
+    started: list[JobProcess] = []
+    yield started
+    for process in started:
+        process.stop()

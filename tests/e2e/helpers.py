@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typing import IO, Any
 import asyncpg
 import httpx
 
-from tests.support import BIN, ROOT, asyncpg_url
+from tests.support import BIN, ROOT, asyncpg_url, service_missing
 
 HOST = "127.0.0.1"
 
@@ -279,3 +280,38 @@ def problem_code(response: httpx.Response) -> Any:
         return response.json().get("code")
     except ValueError:
         return None
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the test's own, on a free port, that the test may stop and start again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self._workdir = workdir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server", FileNotFoundError("redis-server is not on PATH"))
+        assert binary is not None
+        command = [binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+        self._process = subprocess.Popen(
+            [*command, "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the private redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        self._process = None

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -83,39 +81,6 @@ class JobProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self._log_file.close()
-
-
-class PrivateRedis:
-    """A ``redis-server`` of the test's own on a free port (its own stream, stoppable)."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None, "redis-server is not on PATH"
-        command = [binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(
-            [*command, "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), timeout=1):
-                return
-            time.sleep(0.05)
-        raise AssertionError("the private redis-server did not start")
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-        self._process = None
 
 
 def job_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:

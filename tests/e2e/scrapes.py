@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import Service, start_service
-from tests.e2e.jobs_support import JobProcess, PrivateRedis, job_env, start_scheduler, start_worker
+from tests.e2e.helpers import PrivateRedis, Service, start_service
+from tests.e2e.jobs_support import JobProcess, job_env, start_scheduler, start_worker
 from tests.support import fresh_postgres_database
 
 API = "api"

@@ -3,17 +3,15 @@ every job's effect read back from the database, and nothing done twice over seve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from app.domain.jobs.catalogue import CATALOGUE
-from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, forbidden_lines
+from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, PrivateRedis, forbidden_lines
 from tests.e2e.jobs_support import (
     JobProcess,
-    PrivateRedis,
     counter,
     eventually,
     job_env,
@@ -22,7 +20,6 @@ from tests.e2e.jobs_support import (
     start_worker,
 )
 from tests.e2e.jobs_world import seed_world, stats_computed_after, unmet, unmet_stats
-from tests.support import fresh_postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -30,30 +27,6 @@ JOBS = tuple(job.name for job in CATALOGUE)
 RUNS = "taskmarket_job_runs_total"
 EVERY_SECONDS = 2
 RUNS_PER_JOB = 3  # each job runs at least this often: every run after its first finds nothing left to do
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def processes() -> Iterator[list[JobProcess]]:
-    started: list[JobProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 async def test_every_job_of_the_catalogue_does_its_work_once(

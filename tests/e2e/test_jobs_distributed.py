@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, forbidden_lines
+from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, PrivateRedis, forbidden_lines
 from tests.e2e.jobs_support import (
     JobProcess,
-    PrivateRedis,
     counter,
     job_env,
     point_lot_state,
@@ -20,7 +18,6 @@ from tests.e2e.jobs_support import (
     start_scheduler,
     start_worker,
 )
-from tests.support import fresh_postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -35,30 +32,6 @@ JOBS = (
     "cleanup-support-chats",
     "refresh-expert-bios",
 )
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def processes() -> Iterator[list[JobProcess]]:
-    started: list[JobProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 async def test_two_schedulers_and_two_workers_run_each_tick_once(

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from app.domain.jobs.catalogue import CATALOGUE
-from tests.e2e.helpers import F3_FRAGMENTS, forbidden_lines
+from tests.e2e.helpers import F3_FRAGMENTS, PrivateRedis, forbidden_lines
 from tests.e2e.jobs_support import (
     JobProcess,
-    PrivateRedis,
     counter,
     eventually,
     job_env,
@@ -23,7 +21,7 @@ from tests.e2e.jobs_support import (
     start_scheduler,
     start_worker,
 )
-from tests.support import asyncpg_url, fresh_postgres_database
+from tests.support import asyncpg_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
@@ -33,30 +31,6 @@ LAST_SUCCESS = "taskmarket_job_last_success_timestamp_seconds"
 ENQUEUED = "taskmarket_job_enqueued_total"
 ENQUEUE_FAILURES = "taskmarket_job_enqueue_failures_total"
 TIMEOUT_SECONDS = 5  # every job's time limit in the fault test: the one stuck on a lock runs into it
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def processes() -> Iterator[list[JobProcess]]:
-    started: list[JobProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 async def _start_pair(

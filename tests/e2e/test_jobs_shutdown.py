@@ -8,34 +8,22 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, forbidden_lines
+from tests.e2e.helpers import FORBIDDEN_LOG_FRAGMENTS, PrivateRedis, forbidden_lines
 from tests.e2e.jobs_support import (
     SHUTDOWN_SECONDS,
     WAIT_TASKS_SECONDS,
     JobProcess,
-    PrivateRedis,
     job_env,
     start_scheduler,
     start_worker,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 def test_the_pinned_versions_are_installed() -> None:

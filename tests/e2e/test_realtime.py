@@ -13,10 +13,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,54 +25,13 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.e2e.helpers import HOST, Service, ServiceFactory, free_port, unexpected_tracebacks
+from tests.e2e.helpers import HOST, PrivateRedis, Service, ServiceFactory, unexpected_tracebacks
 from tests.integration.task_harness import cast_of_users, task_body
-from tests.support import fresh_postgres_database, litestar_cli, service_missing, set_role
+from tests.support import fresh_postgres_database, litestar_cli, set_role
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 FAST_WS = {"WS_PING_INTERVAL_SECONDS": "0.5", "WS_IDLE_TIMEOUT_SECONDS": "1.5", "WS_AUTH_TIMEOUT_SECONDS": "1"}
-
-
-class PrivateRedis:
-    """A ``redis-server`` of the test's own, on a free port, that the test may stop and start again."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            service_missing("redis-server", FileNotFoundError("redis-server is not on PATH"))
-        assert binary is not None
-        command = [binary, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(
-            [*command, "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket_to(self.port):
-                return
-            time.sleep(0.05)
-        raise AssertionError("the private redis-server did not start")
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-        self._process = None
-
-
-@contextlib.contextmanager
-def socket_to(port: int) -> Iterator[None]:
-    with socket.create_connection((HOST, port), timeout=1):
-        yield
 
 
 @pytest.fixture
@@ -82,16 +39,6 @@ def fresh_database() -> Iterator[str]:
     """Each test registers the same cast of users: a migrated database of its own."""
     with fresh_postgres_database() as url:
         yield url
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 def ws_url(service: Service) -> str:
