@@ -25,7 +25,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Contact
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import ControllerRouterHandler
+from litestar.types import BeforeMessageSendHookHandler, ControllerRouterHandler, Message, Scope
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -166,6 +166,18 @@ def _observed_readiness(settings: Settings, runtime: Runtime, checks: ReadinessC
 
         runtime.on_startup("start component health probe", start_probe)
     return recorded
+
+
+def _before_send(
+    request_logging: RequestLogging, response_metrics: HttpResponseMetrics
+) -> BeforeMessageSendHookHandler:
+    """Both response hooks in one: each message of every response passes here (one coroutine, not two)."""
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        request_logging.on_send(message, scope)
+        response_metrics.on_send(message, scope)
+
+    return before_send
 
 
 def _request_id_outermost(request_logging: RequestLogging) -> Any:
@@ -570,7 +582,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # (which disposes the engine itself) runs before the database plugin's exit.
         plugins=[SQLAlchemyInitPlugin(db_config), RuntimePlugin(runtime), UsersCLIPlugin(), JobsCLIPlugin()],
         on_app_init=[jwt_auth.on_app_init, _request_id_outermost(request_logging)],
-        before_send=[request_logging.before_send, HttpResponseMetrics(REGISTRATION_ROUTE).before_send],
+        before_send=[_before_send(request_logging, HttpResponseMetrics(REGISTRATION_ROUTE))],
         middleware=[prometheus.middleware],
         dependencies=dependencies,
         exception_handlers={

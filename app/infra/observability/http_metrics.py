@@ -92,6 +92,10 @@ class HttpResponseMetrics:
         self._registration_route = registration_route
 
     async def before_send(self, message: Message, scope: Scope) -> None:
+        self.on_send(message, scope)
+
+    def on_send(self, message: Message, scope: Scope) -> None:
+        """The hook's work, callable from another ``before_send`` (one coroutine per message, not one each)."""
         if message["type"] == "http.response.start":
             if scope["type"] == ScopeType.HTTP:
                 self._response_started(message["status"], scope)

@@ -121,6 +121,10 @@ class RequestLogging:
         return set_request_id
 
     async def before_send(self, message: Message, scope: Scope) -> None:
+        self.on_send(message, scope)
+
+    def on_send(self, message: Message, scope: Scope) -> None:
+        """The hook's work, callable from another ``before_send`` (one coroutine per message, not one each)."""
         if message["type"] != "http.response.start" or scope["type"] != ScopeType.HTTP:
             return
         request_id = _request_id(scope)
