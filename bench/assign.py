@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the repository root in place of bench/, whose http.py would hide the standard library module
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.domain.shared.events import DiscardEvents
 from app.domain.support.model import SupportPolicy

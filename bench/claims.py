@@ -33,7 +33,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the repository root in place of bench/, whose http.py would hide the standard library module
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from app.domain.coupons.model import CouponKind, CouponValidity, TemplateDraft
 from app.domain.shared.errors import DomainError

@@ -32,7 +32,8 @@ from pathlib import Path
 from sqlalchemy import BigInteger, Integer, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the repository root in place of bench/, whose http.py would hide the standard library module
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.common import (
     coupon_service,

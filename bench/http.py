@@ -30,32 +30,32 @@ from pathlib import Path
 # ``http`` (urllib and PyJWT import ``http.client``): look in the repository root instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import urllib.error  # noqa: E402
-import urllib.request  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
-import asyncpg  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.config import load_settings  # noqa: E402
-from app.domain.users.model import Role, User  # noqa: E402
-from app.infra.security.tokens import JwtAccessTokenIssuer  # noqa: E402
-from bench.common import ROOT, fresh_database, seed_users, vacuum_analyze, verdict  # noqa: E402
+from app.config import load_settings
+from app.domain.users.model import Role, User
+from app.infra.security.tokens import JwtAccessTokenIssuer
+from bench.common import ROOT, fresh_database, seed_users, vacuum_analyze, verdict
 
 BIN = Path(sys.executable).parent
 JWT_SECRET = "bench-only-secret-0123456789-abcdefghijklmnop"  # a throwaway secret of the bench

@@ -38,15 +38,15 @@ from typing import Any
 # the repository root instead of bench/ (whose http.py would shadow the standard library module)
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import httpx  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
-from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
-from app.config import load_settings  # noqa: E402
-from app.domain.users.model import Role, User  # noqa: E402
-from app.infra.security.tokens import JwtAccessTokenIssuer  # noqa: E402
-from bench.common import ROOT, fresh_database, percentile, seed_users, verdict  # noqa: E402
+from app.config import load_settings
+from app.domain.users.model import Role, User
+from app.infra.security.tokens import JwtAccessTokenIssuer
+from bench.common import ROOT, fresh_database, percentile, seed_users, verdict
 
 HOST = "127.0.0.1"
 SETTINGS = load_settings({})
