@@ -313,37 +313,19 @@ class PointsService:
 
     async def release(self, hold_id: UUID) -> None:
         """Give held points back to their owner, with the expiries they had. Idempotent. Does not commit."""
-        hold = await self._settle(hold_id, HoldStatus.RELEASED)
-        if hold is None:
-            return
-        now = self._clock.now()
-        await self._ledger.insert_transaction(
-            NewTransaction(
-                user_id=hold.user_id,
-                kind=TransactionKind.RELEASE,
-                amount=hold.amount,
-                reason="release",
-                reference=hold.reference,
-                idempotency_key=None,
-                fingerprint=None,
-                created_at=now,
-                hold_id=hold.id,
-            )
-        )
-        for allocation in hold.allocations:
-            await self._ledger.add_lot(hold.user_id, allocation.amount, allocation.expires_at, now)
+        await self.release_many([hold_id])
 
     async def release_many(self, hold_ids: Sequence[UUID]) -> None:
-        """``release`` of each of ``hold_ids``, with the same outcome, in a few statements whatever their number
-        (the expiry sweep gives back thousands of holds a batch). Idempotent. Does not commit.
+        """Give each of ``hold_ids`` back, in a few statements whatever their number (the expiry sweep gives
+        back thousands of holds a batch). Idempotent: a hold already released is skipped. Does not commit.
 
-        Raises what ``release`` raises for the first hold that is not held and was not released (none of
-        them is released then: the caller rolls back).
+        Raises NotFound for an unknown hold and Conflict (``hold_settled``) for a captured one, the first
+        such in ``hold_ids`` (none of them is released then: the caller rolls back).
         """
         released = await self._ledger.release_holds(hold_ids, self._clock.now())
         if len(released) == len(set(hold_ids)):
             return
-        # Only when the guarded update skipped some: say why, as ``release`` would (already released: a replay).
+        # Only when the guarded update skipped some: say why (already released is a replay, not an error).
         done = {hold.id for hold in released}
         for hold_id in dict.fromkeys(hold_ids):
             if hold_id not in done:
