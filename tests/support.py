@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings, load_settings
+from app.domain.users.model import Role
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,22 @@ BIN = Path(sys.executable).parent
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def user_row(username: str, role: Role, now: datetime) -> dict[str, Any]:
+    """A ``users`` row for seeding in bulk (``insert(UserRecord)``): active, no usable password."""
+    return {
+        "id": uuid.uuid4(),
+        "email": f"{username}@example.com",
+        "username": username,
+        "username_key": username,
+        "password_hash": "x",
+        "role": role.value,
+        "is_active": True,
+        "created_at": now,
+        "updated_at": now,
+    }
+
 
 # Cheap hashing parameters keep the suite fast; production values are the settings' defaults.
 FAST_HASHING: dict[str, Any] = {"argon2_time_cost": 1, "argon2_memory_cost_kib": 1024, "argon2_parallelism": 1}

@@ -32,7 +32,7 @@ from app.domain.support.model import AgentStatus
 from app.domain.tasks.model import TaskDraft
 from app.domain.users.model import Principal, Role
 from app.infra.db.tables import UserRecord
-from tests.support import make_settings
+from tests.support import make_settings, user_row
 
 T = TypeVar("T")
 
@@ -108,22 +108,7 @@ class _Seeder:
 
     async def users(self, names: dict[str, Role]) -> dict[str, uuid.UUID]:
         now = self.clock.now()
-        rows: list[dict[str, Any]] = []
-        for name, role in names.items():
-            unique = f"{name}{uuid.uuid4().hex[:8]}"
-            rows.append(
-                {
-                    "id": uuid.uuid4(),
-                    "email": f"{unique}@example.com",
-                    "username": unique,
-                    "username_key": unique,
-                    "password_hash": "x",
-                    "role": role.value,
-                    "is_active": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        rows = [user_row(f"{name}{uuid.uuid4().hex[:8]}", role, now) for name, role in names.items()]
         async with self.engine.begin() as connection:
             await connection.execute(insert(UserRecord), rows)
         return {name: row["id"] for name, row in zip(names, rows, strict=True)}

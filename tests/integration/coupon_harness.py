@@ -19,6 +19,7 @@ from app.infra.db.coupons import SqlCouponRepository
 from app.infra.db.points import SqlPointsLedger, ledger_entries
 from app.infra.db.tables import UserRecord
 from app.infra.db.unit_of_work import SessionUnitOfWork
+from tests.support import user_row
 
 T = TypeVar("T")
 POLICY = PointsPolicy(lot_lifetime=timedelta(days=365))
@@ -74,22 +75,7 @@ class Coupons:
     async def users(self, count: int) -> list[uuid.UUID]:
         """``count`` users in one statement."""
         now = self.clock.now()
-        rows = []
-        for _ in range(count):
-            name = f"u{uuid.uuid4().hex[:12]}"
-            rows.append(
-                {
-                    "id": uuid.uuid4(),
-                    "email": f"{name}@example.com",
-                    "username": name,
-                    "username_key": name,
-                    "password_hash": "x",
-                    "role": "user",
-                    "is_active": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        rows = [user_row(f"u{uuid.uuid4().hex[:12]}", Role.USER, now) for _ in range(count)]
         async with self.sessions() as session:
             await session.execute(insert(UserRecord), rows)
             await session.commit()

@@ -21,6 +21,7 @@ from app.infra.db.support_tables import SupportAgentRecord, SupportChatRecord
 from app.infra.db.tables import UserRecord
 from app.infra.db.unit_of_work import SessionUnitOfWork
 from tests.integration.coupon_harness import FixedClock
+from tests.support import user_row
 
 T = TypeVar("T")
 POLICY = SupportPolicy(
@@ -71,22 +72,7 @@ class Support:
     async def people(self, count: int, role: Role = Role.USER) -> list[Principal]:
         """``count`` users of ``role`` in one statement."""
         now = self.clock.now()
-        rows = []
-        for _ in range(count):
-            name = f"u{uuid.uuid4().hex[:12]}"
-            rows.append(
-                {
-                    "id": uuid.uuid4(),
-                    "email": f"{name}@example.com",
-                    "username": name,
-                    "username_key": name,
-                    "password_hash": "x",
-                    "role": role.value,
-                    "is_active": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        rows = [user_row(f"u{uuid.uuid4().hex[:12]}", role, now) for _ in range(count)]
         async with self.sessions() as session:
             await session.execute(insert(UserRecord), rows)
             await session.commit()
